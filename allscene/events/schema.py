@@ -21,8 +21,17 @@ import typing
 from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
 
 import pyarrow as pa
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+from pydantic_core import PydanticCustomError
 
 SCHEMA_VERSION = 1
 """Version of the event contract. Events may carry ``schema_version``; newer ones are refused."""
@@ -68,7 +77,18 @@ class EventBase(BaseModel):
     @field_validator("ts")
     @classmethod
     def _to_utc(cls, v: dt.datetime) -> dt.datetime:
-        return v.astimezone(dt.timezone.utc)
+        return v.astimezone(dt.UTC)
+
+    @model_validator(mode="after")
+    def _groups(self) -> EventBase:
+        for group in self.require_one_of:
+            if all(getattr(self, f) is None for f in group):
+                raise PydanticCustomError("one_of", f"{', '.join(group)}: at least one is required")
+        for group in self.together:
+            given = [getattr(self, f) is not None for f in group]
+            if any(given) and not all(given):
+                raise PydanticCustomError("together", f"{', '.join(group)}: must be given together")
+        return self
 
 
 # --- active: what a person does -------------------------------------------------------------
@@ -310,7 +330,7 @@ BY_KIND: dict[str, type[EventBase]] = {
 KINDS: tuple[str, ...] = tuple(BY_KIND)
 CATEGORIES: dict[str, str] = {k: m.category for k, m in BY_KIND.items()}
 
-Event = Annotated[Union[tuple(MODELS)], Field(discriminator="kind")]  # type: ignore[valid-type]
+Event = Annotated[Union[tuple(MODELS)], Field(discriminator="kind")]  # type: ignore[valid-type]  # noqa: UP007
 EVENT_ADAPTER: TypeAdapter[Any] = TypeAdapter(Event)
 
 

@@ -1,0 +1,28 @@
+# Two commands do all set-up on a fresh machine (see README): `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@
+
+demo: $(BIN)/.installed  ## the main job on the embedded default
+	$(BIN)/allscene demo
+
+test: $(BIN)/.installed  ## the test suite (PostgreSQL and Redis tests need the local servers)
+	$(BIN)/python -m pytest
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check allscene tests bench
+
+bench: $(BIN)/.installed  ## benchmarks, each printed beside a baseline measured in the same run
+	$(BIN)/python bench/bench_ingest.py
+	$(BIN)/python bench/bench_world.py
+
+clean:
+	rm -rf $(VENV) allscene-data

@@ -1,0 +1,298 @@
+"""The command line: one entry point, ``allscene``. Thin: parsing, progress and printing;
+the work is done by the domain packages."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from allscene.config import Settings
+
+app = typer.Typer(help="allscene: all-scene intelligent marketing platform.",
+                  no_args_is_help=True, add_completion=False)
+world_app = typer.Typer(help="The simulated device ecosystem.", no_args_is_help=True)
+events_app = typer.Typer(help="The event log: import, inspect, maintain.", no_args_is_help=True)
+app.add_typer(world_app, name="world")
+app.add_typer(events_app, name="events")
+
+console = Console()
+err = Console(stderr=True)
+
+
+class State:
+    settings: Settings = Settings()
+
+
+@app.callback()
+def _main(data: Annotated[Path | None, typer.Option(  # noqa: UP007 (typer needs Optional)
+        "--data", envvar="ALLSCENE_DATA",
+        help="Data directory (default ./allscene-data).")] = None) -> None:
+    State.settings = Settings(data_dir=data) if data else Settings()
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), TaskProgressColumn(),
+                    MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+                    console=err, transient=False)
+
+
+def _log():
+    from allscene.storage import ParquetEventLog
+
+    return ParquetEventLog(State.settings.log_dir)
+
+
+# --- world ----------------------------------------------------------------------------------
+
+@world_app.command("generate")
+def world_generate(
+    people: Annotated[int, typer.Option(min=1, help="Number of people.")] = 10_000,
+    days: Annotated[int, typer.Option(min=1, help="Days of events.")] = 14,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same world).")] = 7,
+    start: Annotated[str, typer.Option(help="First day, YYYY-MM-DD.")] = "2026-10-05",
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 2,
+    out: Annotated[Path | None, typer.Option(help="Output dir (default DATA/world).")] = None,  # noqa: UP007
+    force: Annotated[bool, typer.Option(help="Replace an existing world.")] = False,
+) -> None:
+    """Generate a world: events the platform reads, and a truth set it never reads."""
+    _generate(people, days, seed, start, workers, out or State.settings.world_dir, force)
+
+
+def _generate(people: int, days: int, seed: int, start: str, workers: int, out: Path,
+              force: bool) -> dict:
+    from allscene.world import generate
+
+    if out.exists() and any(out.iterdir()):
+        if not force:
+            err.print(f"[red]{out} already holds a world; pass --force to replace it.")
+            raise typer.Exit(2)
+        shutil.rmtree(out)
+    try:
+        first = dt.date.fromisoformat(start)
+    except ValueError:
+        err.print(f"[red]--start {start!r}: expected a date as YYYY-MM-DD")
+        raise typer.Exit(2) from None
+    with _progress() as bar:
+        task = bar.add_task(f"world {people:,} people x {days} days", total=None)
+        summary = generate(out, people=people, days=days, seed=seed, start=first,
+                           workers=workers,
+                           on_progress=lambda done, total: bar.update(task, completed=done,
+                                                                      total=total))
+    events = summary.get("events", {})
+    n = sum(events.values()) if isinstance(events, dict) else int(events)
+    secs = summary.get("seconds", 0) or 1e-9
+    console.print(f"world written to [bold]{out}[/]: {summary.get('people', people):,} people, "
+                  f"{summary.get('households', 0):,} households, "
+                  f"{summary.get('devices', 0):,} devices, {n:,} events "
+                  f"in {secs:.1f}s ({n / secs:,.0f} events/s)")
+    return summary
+
+
+# --- events ---------------------------------------------------------------------------------
+
+def _expand(paths: list[Path]) -> Iterator[Path]:
+    for p in paths:
+        if p.is_dir():
+            yield from sorted(q for q in p.rglob("*") if q.is_file() and (
+                q.suffix in (".parquet", ".jsonl", ".json", ".ndjson")
+                or q.name.endswith((".jsonl.gz", ".json.gz", ".ndjson.gz"))))
+        else:
+            yield p
+
+
+@events_app.command("import")
+def events_import(
+    files: Annotated[list[Path], typer.Argument(help="Files or directories: .parquet, "
+                                                     ".jsonl, .json (gzip ok).")],
+    batch_rows: Annotated[int, typer.Option(min=1, help="Events per commit.")] = 200_000,
+) -> None:
+    """Import event files into the log. Safe to repeat: each event is stored once."""
+    from allscene.events.ingest import Ingestor
+
+    paths = list(_expand(files))
+    missing = [p for p in paths if not p.is_file()]
+    if missing:
+        err.print(f"[red]no such file: {', '.join(map(str, missing))}")
+        raise typer.Exit(2)
+    report = _import(Ingestor(_log(), batch_rows=batch_rows), paths)
+    _print_report(report)
+    if report.rejected:
+        err.print(f"[yellow]{report.rejected:,} events rejected; see "
+                  f"'allscene events deadletter'.")
+
+
+def _import(ingestor, paths: list[Path]):
+    from allscene.events.ingest import IngestReport
+
+    total = IngestReport("all files")
+    start = time.perf_counter()
+    with _progress() as bar:
+        files_task = bar.add_task("files", total=len(paths))
+        for path in paths:
+            task = bar.add_task(path.name[-40:], total=None)
+            r = ingestor.import_file(path, lambda d, t, task=task: bar.update(
+                task, completed=d, total=t))
+            bar.remove_task(task)
+            total.add(r)
+            bar.advance(files_task)
+    total.seconds = time.perf_counter() - start
+    return total
+
+
+def _print_report(r) -> None:
+    t = Table(title="import", show_header=True)
+    for col in ("received", "accepted", "duplicates", "rejected", "seconds", "events/s"):
+        t.add_column(col, justify="right")
+    t.add_row(f"{r.received:,}", f"{r.accepted:,}", f"{r.duplicates:,}", f"{r.rejected:,}",
+              f"{r.seconds:.1f}", f"{r.received / max(r.seconds, 1e-9):,.0f}")
+    console.print(t)
+    for s in r.samples[:10]:
+        err.print(f"  [yellow]rejected[/] {s}")
+
+
+@events_app.command("stats")
+def events_stats(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """What the log holds: totals, kinds, dates, device types, rejections."""
+    _stats(as_json)
+
+
+def _stats(as_json: bool = False) -> None:
+    from allscene.events import stats
+
+    log = _log()
+    events = log.table("events")
+    if events is None:
+        console.print(f"the event log at {log.root} is empty")
+        return
+    out = {
+        "summary": stats.summary(events).to_pyarrow().to_pylist()[0],
+        "by_kind": stats.by_kind(events).to_pyarrow().to_pylist(),
+        "by_date": stats.by_date(events).to_pyarrow().to_pylist(),
+        "by_device_type": stats.by_device_type(events).to_pyarrow().to_pylist(),
+        "deadletter": log.count("deadletter"),
+    }
+    if as_json:
+        console.print_json(json.dumps(out, default=str))
+        return
+    s = out["summary"]
+    console.print(f"[bold]{s['events']:,}[/] events from [bold]{s['devices']:,}[/] devices, "
+                  f"{s['first']:%Y-%m-%d %H:%M} to {s['last']:%Y-%m-%d %H:%M} UTC; "
+                  f"{out['deadletter']:,} rejected events in the dead-letter log")
+    for title, rows in (("by kind", out["by_kind"]), ("by device type", out["by_device_type"]),
+                        ("by date (UTC)", out["by_date"])):
+        t = Table(title=title)
+        for col in rows[0]:
+            t.add_column(col, justify="right" if col in ("events", "devices") else "left")
+        for row in rows:
+            t.add_row(*(f"{v:,}" if isinstance(v, int) else str(v) for v in row.values()))
+        console.print(t)
+
+
+@events_app.command("deadletter")
+def events_deadletter(limit: Annotated[int, typer.Option(help="Rows to show.")] = 20) -> None:
+    """Rejected events and why."""
+    rows = _log().deadletter()
+    console.print(f"{rows.num_rows:,} rejected events")
+    t = Table()
+    for col in ("received_at", "source", "line", "event_id", "errors"):
+        t.add_column(col)
+    for r in rows.slice(max(rows.num_rows - limit, 0)).to_pylist():
+        t.add_row(f"{r['received_at']:%Y-%m-%d %H:%M:%S}", r["source"][-30:], str(r["line"]),
+                  str(r["event_id"] or ""), "; ".join(json.loads(r["errors"])))
+    console.print(t)
+
+
+@events_app.command("schema")
+def events_schema(kind: Annotated[str | None, typer.Option(  # noqa: UP007
+        help="Only this kind.")] = None) -> None:
+    """Print the JSON Schema of events."""
+    from allscene.events.schema import BY_KIND, json_schema
+
+    if kind is not None:
+        if kind not in BY_KIND:
+            err.print(f"[red]unknown kind {kind!r}; kinds: {', '.join(BY_KIND)}")
+            raise typer.Exit(2)
+        sys.stdout.write(json.dumps(BY_KIND[kind].model_json_schema(), indent=2) + "\n")
+        return
+    sys.stdout.write(json.dumps(json_schema(), indent=2) + "\n")
+
+
+@events_app.command("compact")
+def events_compact(min_files: Annotated[int, typer.Option(
+        help="Merge partitions with at least this many files.")] = 8) -> None:
+    """Merge small files (e.g. from HTTP ingest) into one sorted file per day."""
+    n = _log().compact(min_files)
+    console.print(f"merged {n:,} files")
+
+
+# --- serve and demo -------------------------------------------------------------------------
+
+@app.command()
+def serve(host: Annotated[str, typer.Option()] = "127.0.0.1",
+          port: Annotated[int, typer.Option()] = 8000,
+          workers: Annotated[int, typer.Option(min=1)] = 1) -> None:
+    """Run the HTTP API (OpenAPI at /openapi.json)."""
+    import os
+
+    import uvicorn
+
+    os.environ["ALLSCENE_DATA"] = str(State.settings.data_dir)
+    uvicorn.run("allscene.api.app:create_app", factory=True, host=host, port=port,
+                workers=workers, log_level="warning")
+
+
+@app.command()
+def demo(people: Annotated[int, typer.Option(min=1)] = 2_000,
+         days: Annotated[int, typer.Option(min=1)] = 14,
+         seed: Annotated[int, typer.Option()] = 7) -> None:
+    """The main job: generate a world, ingest it, show what the platform now holds."""
+    from allscene.events.ingest import Ingestor
+
+    settings = State.settings
+    world = settings.world_dir
+    params = world / "world.json"
+    same = params.exists() and {k: json.loads(params.read_text()).get(k) for k in
+                                ("people", "days", "seed")} == {"people": people, "days": days,
+                                                                "seed": seed}
+    console.rule("[bold]1. world")
+    if same:
+        console.print(f"reusing the world in {world}")
+    else:
+        _generate(people, days, seed, "2026-10-05", 2, world, force=True)
+        if settings.log_dir.exists():
+            console.print(f"new world: clearing the demo's event log in {settings.log_dir}")
+            shutil.rmtree(settings.log_dir)
+    console.rule("[bold]2. ingest")
+    paths = list(_expand([world / "events"]))
+    _print_report(_import(Ingestor(_log()), paths))
+    console.rule("[bold]3. what the platform holds")
+    _stats()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,274 @@
+"""Ingest: validate incoming events, append the good ones, dead-letter the rest.
+
+Three ways in, one outcome: JSON Lines or JSON array files (``.jsonl``, ``.json``, gzip
+allowed), Parquet files, and HTTP request bodies. Each batch is validated, its good events
+appended to the log (idempotent by ``event_id``), and each rejected record kept in the
+dead-letter log with its reasons. Good events in a batch never wait on bad ones.
+
+Importing the same file twice, or again after the importing process was killed, leaves each
+event stored exactly once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import io
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from allscene.events.columnar import compile_validation
+from allscene.events.schema import ARROW_SCHEMA
+from allscene.events.validate import (
+    MAX_EVENT_BYTES,
+    MAX_FUTURE,
+    Checked,
+    JsonValidator,
+    events_to_arrow,
+)
+from allscene.storage import DEADLETTER_SCHEMA, ParquetEventLog
+from allscene.storage.duck import describe_parquet, parquet_rows, stream_parquet_sql
+
+Progress = Callable[[int, int], None]
+SEP = "\x1f"  # joins reasons in the columnar validator's output
+MAX_SAMPLES = 20
+
+
+class BadInput(ValueError):
+    """The input as a whole cannot be read (not a batch of events at all)."""
+
+
+@dataclass
+class IngestReport:
+    """Counts of one ingest, the per-line outcome when asked for, and sample rejections."""
+
+    source: str
+    received: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    seconds: float = 0.0
+    results: list[dict[str, Any]] | None = None
+    samples: list[str] = field(default_factory=list)
+
+    def add(self, other: IngestReport) -> None:
+        self.received += other.received
+        self.accepted += other.accepted
+        self.duplicates += other.duplicates
+        self.rejected += other.rejected
+        room = MAX_SAMPLES - len(self.samples)
+        self.samples += other.samples[:max(room, 0)]
+        if self.results is not None and other.results is not None:
+            self.results += other.results
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "source": self.source, "received": self.received, "accepted": self.accepted,
+            "duplicates": self.duplicates, "rejected": self.rejected,
+            "seconds": round(self.seconds, 3)}
+        if self.results is not None:
+            out["results"] = self.results
+        return out
+
+
+class Ingestor:
+    """Validates and stores events into a :class:`ParquetEventLog`.
+
+    Parameters
+    ----------
+    log
+        Where accepted events and rejections go.
+    now
+        Fixed clock for the future-timestamp check (tests); ``None`` is the wall clock.
+    batch_rows
+        Records validated and committed together. A killed import loses at most the
+        uncommitted batch, which importing again restores.
+    """
+
+    def __init__(self, log: ParquetEventLog, *, now: dt.datetime | None = None,
+                 max_future: dt.timedelta = MAX_FUTURE, max_bytes: int = MAX_EVENT_BYTES,
+                 batch_rows: int = 50_000):
+        self.log = log
+        self.now = now
+        self.max_future = max_future
+        self.max_bytes = max_bytes
+        self.batch_rows = batch_rows
+        self.validator = JsonValidator(now=now, max_future=max_future, max_bytes=max_bytes)
+
+    # --- JSON ---------------------------------------------------------------------------------
+
+    def ingest_checked(self, checked: list[tuple[int, Checked]], source: str, *,
+                       keep_results: bool = False) -> IngestReport:
+        """Store one validated batch: ``(line number, outcome)`` pairs."""
+        report = IngestReport(source, received=len(checked),
+                              results=[] if keep_results else None)
+        good = [(line, c) for line, c in checked if c.event is not None]
+        bad = [(line, c) for line, c in checked if c.event is None]
+        if bad:
+            received_at = dt.datetime.now(dt.UTC)
+            self.log.reject(pa.table({
+                "received_at": [received_at] * len(bad),
+                "source": [source] * len(bad),
+                "line": [line for line, _ in bad],
+                "event_id": [c.event_id for _, c in bad],
+                "kind": [c.kind for _, c in bad],
+                "errors": [orjson.dumps(c.errors).decode() for _, c in bad],
+                "raw": [c.raw for _, c in bad],
+            }, schema=DEADLETTER_SCHEMA))
+            report.rejected = len(bad)
+            report.samples = [c.describe(line) for line, c in bad[:MAX_SAMPLES]]
+        inserted = None
+        if good:
+            result = self.log.append(events_to_arrow([c.event for _, c in good]))  # type: ignore[misc]
+            inserted = result.inserted
+            report.accepted, report.duplicates = result.accepted, result.duplicates
+        if report.results is not None:
+            status: dict[int, dict[str, Any]] = {}
+            for i, (line, c) in enumerate(good):
+                status[line] = {"line": line, "event_id": c.event_id,
+                                "status": "accepted" if inserted[i] else "duplicate"}  # type: ignore[index]
+            for line, c in bad:
+                status[line] = {"line": line, "event_id": c.event_id, "status": "rejected",
+                                "errors": c.errors}
+            report.results = [status[line] for line, _ in checked]
+        return report
+
+    def ingest_body(self, body: bytes, source: str, *, keep_results: bool = True) -> IngestReport:
+        """Ingest an HTTP request body: a JSON array of events, or JSON Lines.
+
+        Raises :class:`BadInput` when the body is a JSON array that cannot be parsed (its
+        items cannot be told apart); the body is dead-lettered first.
+        """
+        start = time.perf_counter()
+        head = body.lstrip()[:1]
+        if head == b"[":
+            try:
+                items = orjson.loads(body)
+            except orjson.JSONDecodeError as exc:
+                self.ingest_checked([(0, Checked(body, errors=[f"body: not valid JSON ({exc})"]))],
+                                    source)
+                raise BadInput(f"body: not valid JSON ({exc})") from exc
+            checked = [(i + 1, self.validator.validate_obj(item)) for i, item in enumerate(items)]
+        else:
+            checked = [(i, self.validator.validate_line(raw)) for i, raw in _lines(body)]
+        report = self.ingest_checked(checked, source, keep_results=keep_results)
+        report.seconds = time.perf_counter() - start
+        return report
+
+    def import_json(self, path: Path, on_progress: Progress | None = None) -> IngestReport:
+        """Import a JSON Lines file (or a JSON array file), gzip or not, in batches."""
+        start = time.perf_counter()
+        report = IngestReport(str(path))
+        total = path.stat().st_size
+        with open(path, "rb") as raw_fh:
+            magic = raw_fh.read(2)
+            raw_fh.seek(0)
+            fh: io.BufferedIOBase = gzip.open(raw_fh) if magic == b"\x1f\x8b" else raw_fh  # type: ignore[assignment]
+            first = fh.peek(64)[:64].lstrip() if hasattr(fh, "peek") else b""
+            if first.startswith(b"["):
+                report.add(self.ingest_body(fh.read(), str(path), keep_results=False))
+            else:
+                for batch in _batched(_file_lines(fh), self.batch_rows):
+                    checked = [(line, self.validator.validate_line(raw)) for line, raw in batch]
+                    report.add(self.ingest_checked(checked, str(path)))
+                    if on_progress:
+                        on_progress(raw_fh.tell(), total)
+        if on_progress:
+            on_progress(total, total)
+        report.seconds = time.perf_counter() - start
+        return report
+
+    # --- Parquet ------------------------------------------------------------------------------
+
+    def import_parquet(self, path: Path, on_progress: Progress | None = None) -> IngestReport:
+        """Import a Parquet file of events, validated column-wise (see :mod:`.columnar`)."""
+        start = time.perf_counter()
+        report = IngestReport(str(path))
+        types = describe_parquet(path)
+        total = parquet_rows(path)
+        now = self.now or dt.datetime.now(dt.UTC)
+
+        def sql(source: str) -> str:
+            return compile_validation(types, source, now=now, max_future=self.max_future,
+                                      max_bytes=self.max_bytes)
+
+        done = 0
+        for batch in stream_parquet_sql(path, sql, self.batch_rows):
+            report.add(self._store_columnar(pa.Table.from_batches([batch]), str(path)))
+            done += batch.num_rows
+            if on_progress:
+                on_progress(done, total)
+        report.seconds = time.perf_counter() - start
+        return report
+
+    def _store_columnar(self, table: pa.Table, source: str) -> IngestReport:
+        report = IngestReport(source, received=table.num_rows)
+        ok = pc.equal(table["_errors"], "")
+        bad = table.filter(pc.invert(ok))
+        if bad.num_rows:
+            received_at = dt.datetime.now(dt.UTC)
+            errors = [orjson.dumps(e.split(SEP)).decode()
+                      for e in bad["_errors"].to_pylist()]
+            self.log.reject(pa.table({
+                "received_at": pa.array([received_at] * bad.num_rows,
+                                        pa.timestamp("us", tz="UTC")),
+                "source": [source] * bad.num_rows,
+                "line": bad["_line"],
+                "event_id": bad["event_id"],
+                "kind": bad["kind"],
+                "errors": errors,
+                "raw": bad["_raw"],
+            }, schema=DEADLETTER_SCHEMA))
+            report.rejected = bad.num_rows
+            for line, eid, kind, err in zip(bad["_line"].to_pylist()[:MAX_SAMPLES],
+                                            bad["event_id"].to_pylist(),
+                                            bad["kind"].to_pylist(), bad["_errors"].to_pylist(),
+                                            strict=False):
+                c = Checked(b"", errors=err.split(SEP), event_id=eid, kind=kind)
+                report.samples.append(c.describe(line))
+        good = table.filter(ok)
+        if good.num_rows:
+            result = self.log.append(good.select(ARROW_SCHEMA.names))
+            report.accepted, report.duplicates = result.accepted, result.duplicates
+        return report
+
+    def import_file(self, path: str | Path, on_progress: Progress | None = None) -> IngestReport:
+        """Import one file, choosing the reader by its name (``.parquet`` or JSON)."""
+        path = Path(path)
+        if not path.is_file():
+            raise BadInput(f"{path}: no such file")
+        if path.suffix == ".parquet":
+            return self.import_parquet(path, on_progress)
+        return self.import_json(path, on_progress)
+
+
+def _lines(body: bytes) -> Iterator[tuple[int, bytes]]:
+    for i, line in enumerate(body.split(b"\n"), start=1):
+        line = line.rstrip(b"\r")
+        if line.strip():
+            yield i, line
+
+
+def _file_lines(fh: Iterable[bytes]) -> Iterator[tuple[int, bytes]]:
+    for i, line in enumerate(fh, start=1):
+        line = line.rstrip(b"\r\n")
+        if line.strip():
+            yield i, line
+
+
+def _batched(it: Iterator[tuple[int, bytes]], n: int) -> Iterator[list[tuple[int, bytes]]]:
+    batch: list[tuple[int, bytes]] = []
+    for item in it:
+        batch.append(item)
+        if len(batch) >= n:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

@@ -1,0 +1,42 @@
+"""Shared fixtures. Servers: under CI=true an unreachable server fails the test; elsewhere
+it is a visible skip."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+POSTGRES_DSN = os.environ.get("ALLSCENE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("ALLSCENE_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+
+def _answers(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def _need(name: str, host: str, port: int) -> None:
+    if _answers(host, port):
+        return
+    msg = f"{name} is not answering on {host}:{port}"
+    if IN_CI:
+        pytest.fail(msg + " (CI=true: servers are required, .ci/run starts them)")
+    pytest.skip(msg)
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn() -> str:
+    _need("PostgreSQL", "127.0.0.1", 5432)
+    return POSTGRES_DSN
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    _need("Redis", "127.0.0.1", 6379)
+    return REDIS_URL
