@@ -116,11 +116,11 @@ class JsonValidator:
         """Validate one already-parsed JSON value."""
         if raw is None:
             raw = orjson.dumps(data)
-            if len(raw) > self.max_bytes:
-                out = Checked(raw, errors=[f"event: {len(raw):,} bytes is over the limit of "
-                                           f"{self.max_bytes:,} bytes"])
-                _peek_ids(out, data)
-                return out
+        if len(raw) > self.max_bytes:
+            out = Checked(raw, errors=[f"event: {len(raw):,} bytes is over the limit of "
+                                       f"{self.max_bytes:,} bytes"])
+            _peek_ids(out, data)
+            return out
         if not isinstance(data, dict):
             return Checked(raw, errors=[f"event: expected a JSON object, got "
                                         f"{type(data).__name__}"])

@@ -305,7 +305,7 @@ class ParquetEventLog:
         ids = table["event_id"]
         hashes = hash_ids(self._con, ids)
         first = _first_occurrence(hashes, ids)
-        dates = pc.strftime(table["ts"], format="%Y-%m-%d").to_numpy(zero_copy_only=False)
+        dates = _dates(table["ts"])
         written: list[tuple[str, str, int, str, str]] = []
         new_hashes: dict[str, np.ndarray] = {}
         with self._writer():
@@ -322,7 +322,7 @@ class ParquetEventLog:
                     rows = rows[keep]
                 if not len(rows):
                     continue
-                chunk = table.take(pa.array(rows))
+                chunk = table if len(rows) == n else table.filter(_mask(n, rows))
                 ts = chunk["ts"]
                 rel = self._write_file("events", date, chunk)
                 written.append((date, rel, len(rows), str(pc.min(ts).as_py()),
@@ -342,8 +342,7 @@ class ParquetEventLog:
         if rows.num_rows == 0:
             return
         rows = rows.select(DEADLETTER_SCHEMA.names).cast(DEADLETTER_SCHEMA)
-        dates = pc.strftime(rows["received_at"], format="%Y-%m-%d").to_numpy(
-            zero_copy_only=False)
+        dates = _dates(rows["received_at"])
         with self._writer():
             entries = []
             for date in np.unique(dates):
@@ -467,6 +466,18 @@ class ParquetEventLog:
         return con.execute(query, params or {}).to_arrow_table()
 
 
+def _dates(ts: pa.ChunkedArray) -> np.ndarray:
+    """UTC dates as ISO strings, one per row (computed per distinct day, not per row)."""
+    days = pc.cast(ts, pa.date32()).to_numpy(zero_copy_only=False).astype("datetime64[D]")
+    return np.datetime_as_string(days, unit="D")
+
+
+def _mask(n: int, rows: np.ndarray) -> pa.Array:
+    m = np.zeros(n, dtype=bool)
+    m[rows] = True
+    return pa.array(m)
+
+
 def _first_occurrence(hashes: np.ndarray, ids: pa.ChunkedArray | pa.Array) -> np.ndarray:
     """True for the first row of each distinct id (hash equality confirmed on the strings)."""
     n = len(hashes)
@@ -477,8 +488,7 @@ def _first_occurrence(hashes: np.ndarray, ids: pa.ChunkedArray | pa.Array) -> np
     if not len(dup):
         return first
     # Rows in runs of equal hashes: compare the strings (duplicates are rare in fresh data).
-    starts = np.unique(np.concatenate([dup - 1]))
-    for s in starts:
+    for s in np.unique(dup - 1):
         if s > 0 and sorted_h[s - 1] == sorted_h[s]:
             continue  # inside a run handled from its start
         e = s + 1
