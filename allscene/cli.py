@@ -97,13 +97,11 @@ def _generate(people: int, days: int, seed: int, start: str, workers: int, out: 
                            workers=workers,
                            on_progress=lambda done, total: bar.update(task, completed=done,
                                                                       total=total))
-    events = summary.get("events", {})
-    n = sum(events.values()) if isinstance(events, dict) else int(events)
-    secs = summary.get("seconds", 0) or 1e-9
-    console.print(f"world written to [bold]{out}[/]: {summary.get('people', people):,} people, "
-                  f"{summary.get('households', 0):,} households, "
-                  f"{summary.get('devices', 0):,} devices, {n:,} events "
-                  f"in {secs:.1f}s ({n / secs:,.0f} events/s)")
+    n, secs = summary["events_total"], max(summary["seconds"], 1e-9)
+    devices = ", ".join(f"{v:,} {k}" for k, v in summary["devices"].items())
+    console.print(f"world written to [bold]{out}[/]: {summary['people']:,} people in "
+                  f"{summary['households']:,} households; {summary['devices_total']:,} devices "
+                  f"({devices}); {n:,} events in {secs:.1f}s ({n / secs:,.0f} events/s)")
     return summary
 
 

@@ -90,3 +90,17 @@ class EventChunks:
         t = t.take(pc.sort_indices(t, [("ts", "ascending")]))
         ids = join(id_prefix, num_str(np.arange(t.num_rows), 7))
         return t.set_column(0, ARROW_SCHEMA.field("event_id"), ids)
+
+
+def opaque_id(prefix: str, *keys: np.ndarray) -> pa.Array:
+    """Deterministic ids that reveal nothing of what they identify (a splitmix64 mix of the
+    keys), e.g. content ids that do not spell out the hidden topic."""
+    with np.errstate(over="ignore"):
+        x = np.zeros(len(keys[0]), dtype=np.uint64)
+        for k in keys:
+            x = (x * np.uint64(1_000_003)) ^ np.asarray(k, dtype=np.uint64)
+            x += np.uint64(0x9E3779B97F4A7C15)
+            x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+            x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+            x ^= x >> np.uint64(31)
+    return join(prefix, num_str((x % np.uint64(10**12)).astype(np.int64), 12))

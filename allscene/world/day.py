@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from allscene.world.columns import EventChunks, join, num_str, pick
+from allscene.world.columns import EventChunks, join, num_str, opaque_id, pick
 from allscene.world.geo import (
     MOBILE_PREFIXES,
     OFFICE_PREFIXES,
@@ -363,7 +363,7 @@ def _active(ev: EventChunks, pop: Population, s, rng, ts, voc, *, day: int, pref
     item = (200 * rng.random(k) ** 2).astype(np.int64)
     is_video = pc.equal(app, "mi_video").to_numpy(zero_copy_only=False)
     ev.add("content_view", ts(h), pick(phone, p), "phone", app=app,
-           content_id=join(_cat(top, voc.topics), "-", num_str(item, 4)),
+           content_id=opaque_id("c", top, item),
            iab_category=voc.iab.pick(top, rng.random(k)),
            title=voc.titles.pick(top, rng.random(k)),
            duration_s=np.clip(np.round(rng.exponential(np.where(is_video, 420, 110))), 1, 86_400))

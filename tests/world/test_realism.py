@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from allscene.world.vocab import compact_car_queries
+import numpy as np
+
+from allscene.world.columns import opaque_id
+from allscene.world.vocab import compact_car_queries, load_vocab
 
 
 def test_compact_car_searches_concentrate_among_intent_holders(db):
@@ -17,11 +20,15 @@ def test_compact_car_searches_concentrate_among_intent_holders(db):
         FROM people p LEFT JOIN searched s USING (person_id)""").fetchone()
     assert holders >= 0.5
     assert holders >= 5 * others
-    # Content views too: compact-car content (IAB 17 Budget Cars / 11 Hatchback) is read by
-    # intent holders far more often per person.
+    # Content views too: compact-car content is read by intent holders far more often per
+    # person. Content ids are opaque; the world's own mapping says which items are compact cars.
+    topic = load_vocab().topics.index("car_compact")
+    items = np.arange(200)
+    ids = opaque_id("c", np.full(200, topic), items).to_pylist()
+    db.execute("CREATE TEMP TABLE compact AS SELECT unnest($1::VARCHAR[]) AS content_id", [ids])
     h, o = db.execute("""
         WITH v AS (SELECT ph.person_id, count(*) AS n FROM events e JOIN phones ph USING (device_id)
-                   WHERE e.kind = 'content_view' AND e.content_id LIKE 'car_compact-%'
+                   WHERE e.kind = 'content_view' AND e.content_id IN (SELECT content_id FROM compact)
                    GROUP BY 1)
         SELECT avg(CASE WHEN p.intent_car_compact > 0 THEN coalesce(v.n, 0) END),
                avg(CASE WHEN p.intent_car_compact = 0 THEN coalesce(v.n, 0) END)
