@@ -38,15 +38,11 @@ console = Console()
 err = Console(stderr=True)
 
 
-class State:
-    settings: Settings = Settings()
-
-
 @app.callback()
-def _main(data: Annotated[Path | None, typer.Option(  # noqa: UP007 (typer needs Optional)
+def _main(ctx: typer.Context, data: Annotated[Path | None, typer.Option(
         "--data", envvar="ALLSCENE_DATA",
         help="Data directory (default ./allscene-data).")] = None) -> None:
-    State.settings = Settings(data_dir=data) if data else Settings()
+    ctx.obj = Settings(data_dir=data) if data else Settings()
 
 
 def _progress() -> Progress:
@@ -55,26 +51,28 @@ def _progress() -> Progress:
                     console=err, transient=False)
 
 
-def _log():
+def _log(settings: Settings):
     from allscene.storage import ParquetEventLog
 
-    return ParquetEventLog(State.settings.log_dir)
+    return ParquetEventLog(settings.log_dir)
 
 
 # --- world ----------------------------------------------------------------------------------
 
 @world_app.command("generate")
 def world_generate(
+    ctx: typer.Context,
     people: Annotated[int, typer.Option(min=1, help="Number of people.")] = 10_000,
     days: Annotated[int, typer.Option(min=1, help="Days of events.")] = 14,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same world).")] = 7,
     start: Annotated[str, typer.Option(help="First day, YYYY-MM-DD.")] = "2026-10-05",
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 2,
-    out: Annotated[Path | None, typer.Option(help="Output dir (default DATA/world).")] = None,  # noqa: UP007
+    out: Annotated[Path | None, typer.Option(help="Output dir (default DATA/world).")] = None,
     force: Annotated[bool, typer.Option(help="Replace an existing world.")] = False,
 ) -> None:
-    """Generate a world: events the platform reads, and a truth set it never reads."""
-    _generate(people, days, seed, start, workers, out or State.settings.world_dir, force)
+    """Generate a world: the events the platform reads, and apart from them the hidden
+    traits and scenes that only tests and benchmarks read to score the platform."""
+    _generate(people, days, seed, start, workers, out or ctx.obj.world_dir, force)
 
 
 def _generate(people: int, days: int, seed: int, start: str, workers: int, out: Path,
@@ -119,6 +117,7 @@ def _expand(paths: list[Path]) -> Iterator[Path]:
 
 @events_app.command("import")
 def events_import(
+    ctx: typer.Context,
     files: Annotated[list[Path], typer.Argument(help="Files or directories: .parquet, "
                                                      ".jsonl, .json (gzip ok).")],
     batch_rows: Annotated[int, typer.Option(min=1, help="Events per commit.")] = 200_000,
@@ -131,7 +130,7 @@ def events_import(
     if missing:
         err.print(f"[red]no such file: {', '.join(map(str, missing))}")
         raise typer.Exit(2)
-    report = _import(Ingestor(_log(), batch_rows=batch_rows), paths)
+    report = _import(Ingestor(_log(ctx.obj), batch_rows=batch_rows), paths)
     _print_report(report)
     if report.rejected:
         err.print(f"[yellow]{report.rejected:,} events rejected; see "
@@ -169,16 +168,17 @@ def _print_report(r) -> None:
 
 @events_app.command("stats")
 def events_stats(
+    ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """What the log holds: totals, kinds, dates, device types, rejections."""
-    _stats(as_json)
+    _stats(ctx.obj, as_json)
 
 
-def _stats(as_json: bool = False) -> None:
+def _stats(settings: Settings, as_json: bool = False) -> None:
     from allscene.events import stats
 
-    log = _log()
+    log = _log(settings)
     events = log.table("events")
     if events is None:
         console.print(f"the event log at {log.root} is empty")
@@ -208,9 +208,9 @@ def _stats(as_json: bool = False) -> None:
 
 
 @events_app.command("deadletter")
-def events_deadletter(limit: Annotated[int, typer.Option(help="Rows to show.")] = 20) -> None:
+def events_deadletter(ctx: typer.Context, limit: Annotated[int, typer.Option(help="Rows to show.")] = 20) -> None:
     """Rejected events and why."""
-    rows = _log().deadletter()
+    rows = _log(ctx.obj).deadletter()
     console.print(f"{rows.num_rows:,} rejected events")
     t = Table()
     for col in ("received_at", "source", "line", "event_id", "errors"):
@@ -222,7 +222,7 @@ def events_deadletter(limit: Annotated[int, typer.Option(help="Rows to show.")] 
 
 
 @events_app.command("schema")
-def events_schema(kind: Annotated[str | None, typer.Option(  # noqa: UP007
+def events_schema(kind: Annotated[str | None, typer.Option(
         help="Only this kind.")] = None) -> None:
     """Print the JSON Schema of events."""
     from allscene.events.schema import BY_KIND, json_schema
@@ -237,17 +237,17 @@ def events_schema(kind: Annotated[str | None, typer.Option(  # noqa: UP007
 
 
 @events_app.command("compact")
-def events_compact(min_files: Annotated[int, typer.Option(
+def events_compact(ctx: typer.Context, min_files: Annotated[int, typer.Option(
         help="Merge partitions with at least this many files.")] = 8) -> None:
     """Merge small files (e.g. from HTTP ingest) into one sorted file per day."""
-    n = _log().compact(min_files)
+    n = _log(ctx.obj).compact(min_files)
     console.print(f"merged {n:,} files")
 
 
 # --- serve and demo -------------------------------------------------------------------------
 
 @app.command()
-def serve(host: Annotated[str, typer.Option()] = "127.0.0.1",
+def serve(ctx: typer.Context, host: Annotated[str, typer.Option()] = "127.0.0.1",
           port: Annotated[int, typer.Option()] = 8000,
           workers: Annotated[int, typer.Option(min=1)] = 1) -> None:
     """Run the HTTP API (OpenAPI at /openapi.json)."""
@@ -255,19 +255,19 @@ def serve(host: Annotated[str, typer.Option()] = "127.0.0.1",
 
     import uvicorn
 
-    os.environ["ALLSCENE_DATA"] = str(State.settings.data_dir)
+    os.environ["ALLSCENE_DATA"] = str(ctx.obj.data_dir)
     uvicorn.run("allscene.api.app:create_app", factory=True, host=host, port=port,
                 workers=workers, log_level="warning")
 
 
 @app.command()
-def demo(people: Annotated[int, typer.Option(min=1)] = 2_000,
+def demo(ctx: typer.Context, people: Annotated[int, typer.Option(min=1)] = 2_000,
          days: Annotated[int, typer.Option(min=1)] = 14,
          seed: Annotated[int, typer.Option()] = 7) -> None:
     """The main job: generate a world, ingest it, show what the platform now holds."""
     from allscene.events.ingest import Ingestor
 
-    settings = State.settings
+    settings: Settings = ctx.obj
     world = settings.world_dir
     params = world / "world.json"
     same = params.exists() and {k: json.loads(params.read_text()).get(k) for k in
@@ -283,9 +283,9 @@ def demo(people: Annotated[int, typer.Option(min=1)] = 2_000,
             shutil.rmtree(settings.log_dir)
     console.rule("[bold]2. ingest")
     paths = list(_expand([world / "events"]))
-    _print_report(_import(Ingestor(_log()), paths))
+    _print_report(_import(Ingestor(_log(settings)), paths))
     console.rule("[bold]3. what the platform holds")
-    _stats()
+    _stats(settings)
 
 
 def main() -> None:

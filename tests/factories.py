@@ -25,7 +25,7 @@ FIELDS: dict[str, dict[str, Any]] = {
     "wifi_connect": {"bssid": "bssid1"},
     "bluetooth_connect": {"peer_id": "car1", "peer_type": "car", "make": "Chevrolet",
                           "model": "Cavalier", "year": 2016},
-    "steps": {"steps": 1200, "interval_s": 3600},
+    "steps": {"steps": 1200, "interval_s": 3600, "calories": 48.5},
     "heart_rate": {"bpm": 72},
     "tv_watch": {"genre": "sports", "duration_s": 1800.0, "channel": "CCTV5"},
     "device_state": {"state": "running", "metric": "pm25", "value": 35.0},

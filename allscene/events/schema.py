@@ -1,7 +1,7 @@
 """Event schemas: one pydantic model per event kind.
 
 Every event has the common fields of :class:`EventBase` and the fields of its kind. The models
-are the single source of truth: the JSON validator uses them directly, the columnar (Parquet)
+are the one definition of an event: the JSON validator uses them directly, the columnar (Parquet)
 validator is compiled from them (:mod:`allscene.events.columnar`), and the event log's Arrow
 schema is derived from them (:func:`arrow_schema`).
 
@@ -218,6 +218,8 @@ class Steps(EventBase):
     kind: Literal["steps"]
     steps: Annotated[int, Field(ge=0, le=100_000)]
     interval_s: Annotated[int, Field(ge=1, le=86_400)]
+    calories: Annotated[float, Field(ge=0, le=20_000)] | None = None
+    """Active kilocalories the device estimates for the interval."""
 
 
 class HeartRate(EventBase):

@@ -2,7 +2,7 @@
 
 Layout under ``root``::
 
-    catalog.sqlite                       which files are committed (the only source of truth)
+    catalog.sqlite                       which files are committed (readers list files from here only)
     events/date=YYYY-MM-DD/<uuid>.parquet
     deadletter/date=YYYY-MM-DD/<uuid>.parquet
     .lock                                cross-process writer lock (flock)

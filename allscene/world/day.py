@@ -190,8 +190,10 @@ def _band(ev: EventChunks, pop: Population, s, rng, ts) -> None:
     base = np.where(code == RUN, t["run_min"][p] * 170 + 500, base)
     base = base + np.where(h == s.walk_h[p], rng.integers(2500, 4000, len(p)), 0)
     steps = np.clip(np.round(base * rng.gamma(6, 1 / 6, len(p))), 0, 100_000).astype(np.int64)
+    # Bands estimate active calories from steps and the wearer's build (kcal per step).
+    kcal_per_step = np.where(t["gender"] == "male", 0.045, 0.037)[p] * rng.normal(1, 0.05, len(p))
     ev.add("steps", ts(h, 59 * 60_000_000, HOUR_US), pick(band, p), "band", steps=steps,
-           interval_s=3600)
+           interval_s=3600, calories=np.round(steps * kcal_per_step, 1))
     age = t["age"]
     rest_bpm = 72 - 7 * (t["exercise"] == 2) - 3 * (t["exercise"] == 1) + 0.08 * (age - 40) \
         + ((t["gid"] * 7919) % 11) - 5
