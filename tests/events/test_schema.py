@@ -70,3 +70,19 @@ def test_weather_has_no_device_but_device_events_need_one():
     assert "device_id: Input should be None" in v.validate_obj(
         event("weather", device_id="d1")).errors
     assert "device_id: Field required" in v.validate_obj(event("search", device_id=None)).errors
+
+
+def test_exported_json_schema_accepts_and_refuses_like_the_models():
+    """Producers in other languages validate against the export: it must agree."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(schema.json_schema(),
+                                                format_checker=jsonschema.FormatChecker())
+    for kind in schema.KINDS:
+        assert not list(validator.iter_errors(event(kind))), kind
+    for bad in (event("search", query=None), event("search", device_type="fridge"),
+                event("steps", steps=-1), event("login", imei_md5="xyz"),
+                event("search", colour="red"), event("search", kind="telepathy")):
+        assert list(validator.iter_errors(bad)), bad
+        with pytest.raises(ValidationError):
+            schema.parse_event(bad)
