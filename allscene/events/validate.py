@@ -103,6 +103,15 @@ class JsonValidator:
             _peek_ids(out)
             return out
         try:
+            # Fast path: pydantic parses and validates in one pass; on any failure the slow
+            # path below says why, naming the event.
+            event = EVENT_ADAPTER.validate_json(raw)
+        except ValidationError:
+            pass
+        else:
+            if event.ts <= self._limit():
+                return Checked(raw, event=event, event_id=event.event_id, kind=event.kind)
+        try:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
             try:

@@ -163,10 +163,15 @@ class ParquetEventLog:
         self._mutex = threading.Lock()
         self._index: dict[tuple[str, str], _Partition] = {}
         self._max_index = max_index_entries
-        self._con = duckdb.connect()
-        self._con.execute("SET preserve_insertion_order = false")
+        self._db_engine = duckdb.connect()
+        self._db_engine.execute("SET preserve_insertion_order = false")
         with self._db() as db:
             db.executescript(_CATALOG)
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        """A DuckDB cursor for one call: a connection is not safe to share between threads
+        (the HTTP server appends and reads from a thread pool)."""
+        return self._db_engine.cursor()
 
     # --- catalog and locking ---------------------------------------------------------------
 
@@ -258,7 +263,7 @@ class ParquetEventLog:
                 " ORDER BY id", [date, part.seen_file_id]).fetchall()
         if new:
             paths = [str(self.root / p) for _, p in new]
-            hashes = self._con.execute(
+            hashes = self._cursor().execute(
                 "SELECT hash(event_id) AS h FROM read_parquet($paths)", {"paths": paths}
             ).to_arrow_table()["h"].to_numpy()
             part.add(hashes)
@@ -280,14 +285,14 @@ class ParquetEventLog:
         paths = self.files("events", dt.date.fromisoformat(date), dt.date.fromisoformat(date))
         if not paths or not candidates:
             return set()
-        self._con.register("_cand", pa.table({"event_id": pa.array(list(candidates),
-                                                                     pa.string())}))
+        con = self._cursor()
+        con.register("_cand", pa.table({"event_id": pa.array(list(candidates), pa.string())}))
         try:
-            rows = self._con.execute(
+            rows = con.execute(
                 "SELECT DISTINCT e.event_id FROM read_parquet($paths, hive_partitioning=false) e"
                 " SEMI JOIN _cand c ON e.event_id = c.event_id", {"paths": paths}).fetchall()
         finally:
-            self._con.unregister("_cand")
+            con.unregister("_cand")
         return {r[0] for r in rows}
 
     def append(self, table: pa.Table) -> AppendResult:
@@ -303,7 +308,7 @@ class ParquetEventLog:
         if n == 0:
             return AppendResult(inserted)
         ids = table["event_id"]
-        hashes = hash_ids(self._con, ids)
+        hashes = hash_ids(self._cursor(), ids)
         first = _first_occurrence(hashes, ids)
         dates = _dates(table["ts"])
         written: list[tuple[str, str, int, str, str]] = []
@@ -367,7 +372,7 @@ class ParquetEventLog:
                     old = db.execute("SELECT id, path FROM files WHERE dataset='events'"
                                      " AND date=?", [date]).fetchall()
                 paths = [str(self.root / p) for _, p in old]
-                table = self._con.execute(
+                table = self._cursor().execute(
                     "SELECT * FROM read_parquet($paths, union_by_name=true)"
                     " ORDER BY kind, device_id, ts", {"paths": paths}).to_arrow_table()
                 table = table.select(ARROW_SCHEMA.names).cast(ARROW_SCHEMA)
@@ -424,7 +429,7 @@ class ParquetEventLog:
         select = ", ".join(f'"{c}"' for c in cols)
         sql = (f"SELECT {select} FROM read_parquet($paths, union_by_name=true,"
                f" hive_partitioning=false) WHERE {' AND '.join(where)} ORDER BY ts, event_id")
-        out = self._con.execute(sql, params).to_arrow_table()
+        out = self._cursor().execute(sql, params).to_arrow_table()
         return out.cast(pa.schema([ARROW_SCHEMA.field(c) for c in cols]))
 
     def count(self, dataset: str = "events") -> int:
@@ -437,7 +442,7 @@ class ParquetEventLog:
         paths = self.files("deadletter")
         if not paths:
             return DEADLETTER_SCHEMA.empty_table()
-        return self._con.execute("SELECT * FROM read_parquet($p, hive_partitioning=false)"
+        return self._cursor().execute("SELECT * FROM read_parquet($p, hive_partitioning=false)"
                                  " ORDER BY received_at, line",
                                  {"p": paths}).to_arrow_table()
 

@@ -125,3 +125,20 @@ def test_rows_of_foreign_schema_are_cast(tmp_path):
     reordered = t.select(list(reversed(ARROW_SCHEMA.names)))
     assert log.append(reordered).accepted == 3
     assert log.scan().schema == ARROW_SCHEMA
+
+
+@pytest.mark.timeout(120)  # a shared DuckDB connection deadlocked here once
+def test_threads_sharing_one_log_append_and_read_safely(tmp_path):
+    """The HTTP server appends and reads from a thread pool through one log object."""
+    import concurrent.futures as cf
+
+    log = ParquetEventLog(tmp_path)
+
+    def work(k):
+        log.append(table(ids=range(k * 40, k * 40 + 60)))  # overlaps the next worker's ids
+        return log.scan(kinds=["search"]).num_rows
+
+    with cf.ThreadPoolExecutor(8) as pool:
+        list(pool.map(work, range(40), timeout=120))
+    ids = log.scan()["event_id"].to_pylist()
+    assert len(ids) == len(set(ids)) == 39 * 40 + 60
