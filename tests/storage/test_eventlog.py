@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import orjson
+import pytest
 
 from allscene.events.schema import ARROW_SCHEMA, parse_event
 from allscene.events.validate import events_to_arrow
