@@ -25,4 +25,4 @@ bench: $(BIN)/.installed  ## benchmarks, each printed beside a baseline measured
 	$(BIN)/python bench/bench_world.py
 
 clean:
-	rm -rf $(VENV) allscene-data
+	rm -rf $(VENV)  # never the data directory: it holds the event log

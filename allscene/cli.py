@@ -274,9 +274,17 @@ def demo(ctx: typer.Context, people: Annotated[int, typer.Option(min=1)] = 2_000
                                 ("people", "days", "seed")} == {"people": people, "days": days,
                                                                 "seed": seed}
     console.rule("[bold]1. world")
+    marker = settings.data_dir / ".demo"
+    if not same and settings.log_dir.exists() and not marker.exists():
+        err.print(f"[red]{settings.data_dir} holds an event log the demo did not make; "
+                  "run the demo with another --data directory.")
+        raise typer.Exit(2)
     if same:
         console.print(f"reusing the world in {world}")
     else:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        marker.write_text("made by 'allscene demo', which may replace this directory's "
+                          "world and event log\n")
         _generate(people, days, seed, "2026-10-05", 2, world, force=True)
         if settings.log_dir.exists():
             console.print(f"new world: clearing the demo's event log in {settings.log_dir}")

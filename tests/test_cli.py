@@ -53,3 +53,12 @@ def test_schema_and_demo(tmp_path):
     assert "what the platform holds" in out and "by kind" in out
     assert "reusing the world" in run("--data", str(tmp_path / "d"), "demo", "--people", "200",
                                       "--days", "2")
+
+
+def test_demo_never_clears_a_log_it_did_not_make(tmp_path):
+    data = str(tmp_path / "d")
+    (tmp_path / "d" / "log").mkdir(parents=True)
+    (tmp_path / "d" / "log" / "precious").write_text("x")
+    r = runner.invoke(app, ["--data", data, "demo", "--people", "50", "--days", "1"])
+    assert r.exit_code == 2 and "another --data" in r.output
+    assert (tmp_path / "d" / "log" / "precious").exists()

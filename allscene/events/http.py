@@ -26,14 +26,21 @@ def get_ingestor(request: Request) -> Ingestor:
 
 
 def _gunzip(body: bytes, limit: int) -> bytes:
-    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    try:
-        out = d.decompress(body, limit + 1)
-    except zlib.error as exc:
-        raise HTTPException(400, f"body: not valid gzip ({exc})") from exc
-    if len(out) > limit or d.unconsumed_tail:
-        raise HTTPException(413, f"body: more than {limit:,} bytes after decompression")
-    return out
+    """Decompress every gzip member (concatenated members are valid gzip); refuse a
+    truncated stream rather than store part of a batch."""
+    out, rest = bytearray(), body
+    while rest:
+        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            out += d.decompress(rest, limit + 1 - len(out))
+        except zlib.error as exc:
+            raise HTTPException(400, f"body: not valid gzip ({exc})") from exc
+        if len(out) > limit or d.unconsumed_tail:
+            raise HTTPException(413, f"body: more than {limit:,} bytes after decompression")
+        if not d.eof:
+            raise HTTPException(400, "body: gzip stream is truncated")
+        rest = d.unused_data
+    return bytes(out)
 
 
 @router.post("/v1/events", response_class=Response,
@@ -41,6 +48,9 @@ def _gunzip(body: bytes, limit: int) -> bytes:
 async def post_events(request: Request,
                       ingestor: Annotated[Ingestor, Depends(get_ingestor)]) -> Response:
     limit = request.app.state.settings.max_body_bytes
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, f"body: more than {limit:,} bytes")
     body = await request.body()
     if len(body) > limit:
         raise HTTPException(413, f"body: more than {limit:,} bytes")

@@ -196,6 +196,9 @@ class Ingestor:
         start = time.perf_counter()
         report = IngestReport(str(path))
         types = describe_parquet(path)
+        if "file_row_number" in types:
+            raise BadInput(f"{path}: column 'file_row_number' is reserved for line numbers; "
+                           "rename or drop it")
         total = parquet_rows(path)
         now = self.now or dt.datetime.now(dt.timezone.utc)
         if _in_log_schema(path):

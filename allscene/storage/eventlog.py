@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
+import json
 import os
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -62,6 +64,10 @@ CREATE TABLE IF NOT EXISTS files (
     created_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS files_by_date ON files (dataset, date, id);
+CREATE TABLE IF NOT EXISTS retired (
+    path TEXT PRIMARY KEY,
+    retired_at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS partitions (
     dataset TEXT NOT NULL,
     date TEXT NOT NULL,
@@ -89,29 +95,41 @@ class AppendResult:
 
 @dataclass
 class _Partition:
-    """Hashes of the ids stored in one date partition, as sorted chunks (an LSM, roughly)."""
+    """Hashes of the ids stored in one date partition, each with the catalog id of the file
+    holding it, as sorted chunks (an LSM, roughly). The file ids let a hash hit be confirmed
+    by reading only the files concerned, not the whole day."""
 
     epoch: int
     seen_file_id: int = 0
-    chunks: list[np.ndarray] = field(default_factory=list)
+    chunks: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
 
-    def add(self, hashes: np.ndarray) -> None:
+    def add(self, hashes: np.ndarray, file_ids: np.ndarray) -> None:
         if len(hashes):
-            self.chunks.append(np.sort(hashes))
+            order = np.argsort(hashes, kind="stable")
+            self.chunks.append((hashes[order], file_ids[order]))
         if len(self.chunks) > 8:
-            self.chunks = [np.sort(np.concatenate(self.chunks))]
+            h = np.concatenate([c[0] for c in self.chunks])
+            f = np.concatenate([c[1] for c in self.chunks])
+            order = np.argsort(h, kind="stable")
+            self.chunks = [(h[order], f[order])]
 
-    def contains(self, hashes: np.ndarray) -> np.ndarray:
+    def contains(self, hashes: np.ndarray) -> tuple[np.ndarray, set[int]]:
+        """Which ``hashes`` are indexed, and every file holding any of them."""
         hit = np.zeros(len(hashes), dtype=bool)
-        for chunk in self.chunks:
-            pos = np.searchsorted(chunk, hashes)
-            pos[pos == len(chunk)] = 0
-            hit |= chunk[pos] == hashes
-        return hit
+        files: set[int] = set()
+        for chunk, fids in self.chunks:
+            left = np.searchsorted(chunk, hashes, side="left")
+            right = np.searchsorted(chunk, hashes, side="right")
+            found = right > left
+            hit |= found
+            files.update(np.unique(fids[left[found]]).tolist())
+            for lo, hi in zip(left[right - left > 1], right[right - left > 1], strict=True):
+                files.update(fids[lo:hi].tolist())  # a hash held by several files (rare)
+        return hit, files
 
     @property
     def size(self) -> int:
-        return sum(len(c) for c in self.chunks)
+        return sum(len(c[0]) for c in self.chunks)
 
 
 def hash_ids(con: duckdb.DuckDBPyConnection, ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
@@ -222,7 +240,9 @@ class ParquetEventLog:
 
     def _write_file(self, dataset: str, date: str, table: pa.Table) -> str:
         part = self.root / dataset / f"date={date}"
-        part.mkdir(parents=True, exist_ok=True)
+        if not part.is_dir():
+            part.mkdir(parents=True, exist_ok=True)
+            _fsync_dir(part.parent)  # the new directory itself survives a power loss
         rel = f"{dataset}/date={date}/{uuid.uuid4().hex}.parquet"
         final = self.root / rel
         tmp = final.with_suffix(".tmp")
@@ -262,28 +282,39 @@ class ParquetEventLog:
                 "SELECT id, path FROM files WHERE dataset='events' AND date=? AND id > ?"
                 " ORDER BY id", [date, part.seen_file_id]).fetchall()
         if new:
-            paths = [str(self.root / p) for _, p in new]
-            hashes = self._cursor().execute(
-                "SELECT hash(event_id) AS h FROM read_parquet($paths)", {"paths": paths}
-            ).to_arrow_table()["h"].to_numpy()
-            part.add(hashes)
+            ids_by_path = {str(self.root / p): i for i, p in new}
+            got = self._cursor().execute(
+                "SELECT hash(event_id) AS h, filename FROM read_parquet($paths, filename=true,"
+                " hive_partitioning=false)", {"paths": list(ids_by_path)}).to_arrow_table()
+            names = got["filename"].combine_chunks().dictionary_encode()
+            per_name = np.array([ids_by_path[f] for f in names.dictionary.to_pylist()],
+                                dtype=np.int64)
+            fids = per_name[names.indices.to_numpy(zero_copy_only=False)]
+            part.add(got["h"].to_numpy(), fids)
             part.seen_file_id = new[-1][0]
         self._index.pop(key, None)
         self._index[key] = part  # most recently used last
-        self._evict()
         return part
 
-    def _evict(self) -> None:
+    def _evict(self, keep: set[tuple[str, str]]) -> None:
+        """Drop least recently used partitions beyond the memory bound, never those in
+        ``keep`` (the ones the current append is using)."""
         total = sum(p.size for p in self._index.values())
         for key in list(self._index):
-            if total <= self._max_index or len(self._index) <= 1:
+            if total <= self._max_index:
                 break
-            total -= self._index.pop(key).size
+            if key not in keep:
+                total -= self._index.pop(key).size
 
-    def _stored_ids(self, date: str, candidates: Sequence[str]) -> set[str]:
-        """Which of ``candidates`` are stored in the partition (exact string comparison)."""
-        paths = self.files("events", dt.date.fromisoformat(date), dt.date.fromisoformat(date))
-        if not paths or not candidates:
+    def _stored_ids(self, file_ids: set[int], candidates: Sequence[str]) -> set[str]:
+        """Which of ``candidates`` are stored in the given files (exact string comparison)."""
+        if not file_ids or not candidates:
+            return set()
+        with self._db() as db:
+            rows = db.execute("SELECT path FROM files WHERE id IN (SELECT value FROM "
+                              "json_each(?))", [json.dumps(sorted(file_ids))]).fetchall()
+        paths = [str(self.root / p) for (p,) in rows]
+        if not paths:
             return set()
         con = self._cursor()
         con.register("_cand", pa.table({"event_id": pa.array(list(candidates), pa.string())}))
@@ -317,10 +348,10 @@ class ParquetEventLog:
             for date in np.unique(dates):
                 rows = np.flatnonzero((dates == date) & first)
                 part = self._partition(date)
-                hit = part.contains(hashes[rows])
+                hit, holders = part.contains(hashes[rows])
                 if hit.any():
-                    cand = [ids[int(i)].as_py() for i in rows[hit]]
-                    stored = self._stored_ids(date, cand)
+                    cand = ids.take(pa.array(rows[hit])).to_pylist()
+                    stored = self._stored_ids(holders, cand)
                     keep_hit = np.array([c not in stored for c in cand], dtype=bool)
                     keep = np.ones(len(rows), dtype=bool)
                     keep[np.flatnonzero(hit)] = keep_hit
@@ -338,8 +369,9 @@ class ParquetEventLog:
                 file_ids = self._register("events", written)
                 for (date, *_), fid in zip(written, file_ids, strict=True):
                     part = self._index[("events", date)]
-                    part.add(new_hashes[date])
+                    part.add(new_hashes[date], np.full(len(new_hashes[date]), fid))
                     part.seen_file_id = fid
+            self._evict(keep={("events", str(d)) for d in np.unique(dates)})
         return AppendResult(inserted, [w[1] for w in written])
 
     def reject(self, rows: pa.Table) -> None:
@@ -358,10 +390,16 @@ class ParquetEventLog:
 
     # --- maintenance -----------------------------------------------------------------------
 
-    def compact(self, min_files: int = 8) -> int:
+    def compact(self, min_files: int = 8, grace_s: float = 600.0) -> int:
         """Merge the files of each partition holding at least ``min_files`` files into one,
-        sorted by (kind, device_id, ts) for fast reads. Returns the number of files merged."""
+        sorted by (kind, device_id, ts) for fast reads. Returns the number of files merged.
+
+        Merged files leave the catalog at once but stay on disk for ``grace_s`` seconds, so
+        a reader that listed them just before can still open them; :meth:`gc` (also run
+        here) deletes them after that.
+        """
         merged = 0
+        self.gc(grace_s)
         with self._writer():
             with self._db() as db:
                 parts = db.execute(
@@ -384,18 +422,30 @@ class ParquetEventLog:
                                " created_at) VALUES ('events', ?, ?, ?, '', '', ?)",
                                [date, rel, table.num_rows, now])
                     db.executemany("DELETE FROM files WHERE id = ?", [(i,) for i, _ in old])
+                    db.executemany("INSERT OR REPLACE INTO retired VALUES (?, ?)",
+                                   [(p, time.time()) for _, p in old])
                     db.execute("UPDATE partitions SET epoch = epoch + 1"
                                " WHERE dataset='events' AND date=?", [date])
                     db.execute("COMMIT")
-                for p in paths:
-                    Path(p).unlink(missing_ok=True)
                 self._index.pop(("events", date), None)
                 merged += len(old)
         return merged
 
+    def gc(self, grace_s: float = 600.0) -> int:
+        """Delete files retired by compaction more than ``grace_s`` seconds ago."""
+        with self._db() as db:
+            old = db.execute("SELECT path FROM retired WHERE retired_at < ?",
+                             [time.time() - grace_s]).fetchall()
+            for (p,) in old:
+                (self.root / p).unlink(missing_ok=True)
+                db.execute("DELETE FROM retired WHERE path = ?", [p])
+        return len(old)
+
     def orphans(self) -> list[Path]:
         """Data files on disk that the catalog does not list (left by a killed writer)."""
-        listed = set(self.files("events")) | set(self.files("deadletter"))
+        with self._db() as db:
+            retired = {str(self.root / p) for (p,) in db.execute("SELECT path FROM retired")}
+        listed = set(self.files("events")) | set(self.files("deadletter")) | retired
         found = [p for d in ("events", "deadletter") for p in (self.root / d).glob("*/*")]
         return [p for p in found if str(p) not in listed]
 
@@ -408,8 +458,9 @@ class ParquetEventLog:
 
         A person's events are read by passing the devices identity assigns to them.
         """
-        paths = self.files("events", start.date() if start else None,
-                           end.date() if end else None)
+        utc = dt.timezone.utc
+        paths = self.files("events", start.astimezone(utc).date() if start else None,
+                           end.astimezone(utc).date() if end else None)
         cols = list(columns) if columns else ARROW_SCHEMA.names
         if not paths:
             return ARROW_SCHEMA.empty_table().select(cols)

@@ -54,3 +54,15 @@ def test_bad_bodies_are_refused_clearly(client):
 def test_openapi_documents_the_ingest_route(client):
     spec = client.get("/openapi.json").json()
     assert "/v1/events" in spec["paths"] and "/healthz" in spec["paths"]
+
+
+def test_gzip_members_are_all_read_and_truncation_refused(client):
+    one = gzip.compress(jsonl([event("search", 1)]) + b"\n")
+    two = gzip.compress(jsonl([event("search", 2)]))
+    headers = {"content-encoding": "gzip"}
+    r = client.post("/v1/events", content=one + two, headers=headers)
+    assert (r.json()["received"], r.json()["accepted"]) == (2, 2)
+    whole = gzip.compress(jsonl([event("search", i) for i in range(3, 50)]))
+    r = client.post("/v1/events", content=whole[:-12], headers=headers)
+    assert r.status_code == 400 and "truncated" in r.json()["detail"]
+    assert client.get("/healthz").json()["events"] == 2

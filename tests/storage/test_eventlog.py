@@ -63,8 +63,14 @@ def test_compaction_keeps_every_event_once_and_dedup_still_works(tmp_path):
     for k in range(10):
         log.append(table(ids=range(k * 10, k * 10 + 10)))
     before = sorted(log.scan()["event_id"].to_pylist())
+    old = log.files()
     assert log.compact(min_files=8) == 10
     assert len(log.files()) == 1 and not log.orphans()
+    # Readers that listed the old files a moment ago can still open them...
+    assert all(os.path.exists(p) for p in old)
+    assert log.gc(grace_s=600) == 0
+    # ...until the grace period is over.
+    assert log.gc(grace_s=0) == 10 and not any(os.path.exists(p) for p in old)
     assert sorted(log.scan()["event_id"].to_pylist()) == before
     assert log.append(table(ids=range(95, 105))).accepted == 5
     assert ParquetEventLog(tmp_path).append(table(ids=range(0, 110))).accepted == 5
@@ -143,3 +149,33 @@ def test_threads_sharing_one_log_append_and_read_safely(tmp_path):
         list(pool.map(work, range(40), timeout=120))
     ids = log.scan()["event_id"].to_pylist()
     assert len(ids) == len(set(ids)) == 39 * 40 + 60
+
+
+def test_the_index_bound_never_evicts_a_partition_in_use(tmp_path):
+    log = ParquetEventLog(tmp_path, max_index_entries=2)
+    log.append(table(ids=range(0, 3)))  # day 1
+    log.append(table(ids=range(1440, 1443)))  # day 2
+    both = table(ids=[0, 1, 2, 1440, 1441, 1442, 5, 1445])
+    assert log.append(both).inserted.tolist() == [False] * 6 + [True] * 2
+    assert log.count() == 8
+
+
+def test_scan_takes_times_in_any_zone(tmp_path):
+    log = ParquetEventLog(tmp_path)
+    log.append(table(ids=[30]))  # 00:30 UTC on 2026-10-05, i.e. 08:30 in Beijing
+    cst = dt.timezone(dt.timedelta(hours=8))
+    got = log.scan(start=dt.datetime(2026, 10, 5, 8, tzinfo=cst),
+                   end=dt.datetime(2026, 10, 5, 9, tzinfo=cst))
+    assert got["event_id"].to_pylist() == ["search-30"]
+
+
+def test_reimport_confirms_hits_from_the_files_holding_them(tmp_path, monkeypatch):
+    """A re-run import reads only the files that hold the hashed ids, not the whole day."""
+    log = ParquetEventLog(tmp_path)
+    for k in range(6):
+        log.append(table(ids=range(k * 100, k * 100 + 100)))
+    seen = []
+    real = log._stored_ids
+    monkeypatch.setattr(log, "_stored_ids", lambda fids, cand: seen.append(fids) or real(fids, cand))
+    assert log.append(table(ids=range(200, 300))).accepted == 0
+    assert len(seen) == 1 and len(seen[0]) == 1
