@@ -4,6 +4,7 @@ Generates a world (or reads ``--events`` Parquet files), then measures in one ru
 
 * baseline: DuckDB reading every column of the same Parquet files into Arrow;
 * file import: ``Ingestor.import_file`` over the same files (validate, de-duplicate, write);
+* the same import again, as after a crash: every event found to be a duplicate;
 * HTTP ingest: the same events as JSON Lines, POSTed in batches by concurrent clients to a
   real ``allscene serve`` process on 127.0.0.1.
 
@@ -51,10 +52,11 @@ def baseline(files: list[str]) -> tuple[int, float]:
     return n, time.perf_counter() - t
 
 
-def file_import(files: list[str], root: Path) -> tuple[int, float]:
+def file_import(files: list[str], root: Path, field: str = "accepted") -> tuple[int, float]:
+    """Import ``files`` in a fresh process-like log object; count ``field`` of the reports."""
     ing = Ingestor(ParquetEventLog(root), batch_rows=200_000)
     t = time.perf_counter()
-    n = sum(ing.import_file(f).accepted for f in files)
+    n = sum(getattr(ing.import_file(f), field) for f in files)
     return n, time.perf_counter() - t
 
 
@@ -127,6 +129,8 @@ def main() -> None:
             nb, tb = baseline(files)
         with console.status("file import"):
             nf, tf = file_import(files, tmp_path / "log-file")
+        with console.status("the same import again (recovery after a crash)"):
+            nr, tr = file_import(files, tmp_path / "log-file", "duplicates")
         with console.status("preparing JSON lines"):
             lines = to_json_lines(files, args.http_events)
         with console.status(f"HTTP ingest of {len(lines):,} events"):
@@ -140,6 +144,8 @@ def main() -> None:
               f"{base_rate:,.0f}", "1.00", "")
     t.add_row("allscene events import", f"{nf:,}", f"{tf:.2f}", f"{nf / tf:,.0f}",
               f"{nf / tf / base_rate:.2f}", ">= 0.30")
+    t.add_row("the same import again (all duplicates)", f"{nr:,}", f"{tr:.2f}",
+              f"{nr / tr:,.0f}", f"{nr / tr / base_rate:.2f}", "")
     t.add_row(f"POST /v1/events ({args.batch:,}/request, {args.clients} clients)", f"{nh:,}",
               f"{th:.2f}", f"{nh / th:,.0f}", f"{nh / th / base_rate:.3f}", ">= 20,000/s")
     console.print(t)

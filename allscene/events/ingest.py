@@ -14,6 +14,8 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import io
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -206,14 +208,20 @@ class Ingestor:
         else:
             batches = stream_parquet_sql(path, lambda src: compile_cast(types, src),
                                          self.batch_rows)
+        def prepared() -> Iterator[tuple[pa.Table, pa.Table, np.ndarray]]:
+            for batch in batches:
+                table = pa.Table.from_batches([batch])
+                events = fill_defaults(table.select(ARROW_SCHEMA.names).cast(ARROW_SCHEMA))
+                ok = table["_types_ok"].to_numpy(zero_copy_only=False) & check_arrow(
+                    events, now=now, max_future=self.max_future, max_bytes=self.max_bytes)
+                yield table, events, ok
+
         done = 0
-        for batch in batches:
-            table = pa.Table.from_batches([batch])
-            events = fill_defaults(table.select(ARROW_SCHEMA.names).cast(ARROW_SCHEMA))
-            ok = table["_types_ok"].to_numpy(zero_copy_only=False) & check_arrow(
-                events, now=now, max_future=self.max_future, max_bytes=self.max_bytes)
+        # Reading and checking the next batch overlaps with writing this one (both mostly
+        # release the GIL), so the import uses both cores as DuckDB's own reads do.
+        for table, events, ok in _in_background(prepared()):
             report.add(self._store_columnar(table, events, ok, str(path)))
-            done += batch.num_rows
+            done += table.num_rows
             if on_progress:
                 on_progress(done, total)
         report.seconds = time.perf_counter() - start
@@ -249,6 +257,41 @@ class Ingestor:
         if path.suffix == ".parquet":
             return self.import_parquet(path, on_progress)
         return self.import_json(path, on_progress)
+
+
+def _in_background(items: Iterator[Any], depth: int = 2) -> Iterator[Any]:
+    """Iterate ``items`` in a thread, ``depth`` ahead of the consumer; errors re-raised here."""
+    q: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        q.put(("item", item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(("end", None))
+        except BaseException as exc:  # noqa: BLE001 (handed to the consumer)
+            q.put(("error", exc))
+
+    worker = threading.Thread(target=produce, daemon=True)
+    worker.start()
+    try:
+        while True:
+            tag, value = q.get()
+            if tag == "end":
+                return
+            if tag == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        worker.join(timeout=5)
 
 
 def _in_log_schema(path: Path) -> bool:

@@ -119,12 +119,15 @@ class _Partition:
         files: set[int] = set()
         for chunk, fids in self.chunks:
             left = np.searchsorted(chunk, hashes, side="left")
-            right = np.searchsorted(chunk, hashes, side="right")
-            found = right > left
+            found = chunk[np.minimum(left, len(chunk) - 1)] == hashes
+            if not found.any():
+                continue
             hit |= found
-            files.update(np.unique(fids[left[found]]).tolist())
-            for lo, hi in zip(left[right - left > 1], right[right - left > 1], strict=True):
-                files.update(fids[lo:hi].tolist())  # a hash held by several files (rare)
+            lo = left[found]
+            hi = np.searchsorted(chunk, hashes[found], side="right")
+            files.update(np.unique(fids[lo]).tolist())
+            for a, b in zip(lo[hi - lo > 1], hi[hi - lo > 1], strict=True):
+                files.update(fids[a:b].tolist())  # a hash held by several files (rare)
         return hit, files
 
     @property
@@ -341,12 +344,13 @@ class ParquetEventLog:
         ids = table["event_id"]
         hashes = hash_ids(self._cursor(), ids)
         first = _first_occurrence(hashes, ids)
-        dates = _dates(table["ts"])
+        days = _days(table["ts"])
         written: list[tuple[str, str, int, str, str]] = []
         new_hashes: dict[str, np.ndarray] = {}
         with self._writer():
-            for date in np.unique(dates):
-                rows = np.flatnonzero((dates == date) & first)
+            for day in np.unique(days):
+                date = _iso(day)
+                rows = np.flatnonzero((days == day) & first)
                 part = self._partition(date)
                 hit, holders = part.contains(hashes[rows])
                 if hit.any():
@@ -371,7 +375,7 @@ class ParquetEventLog:
                     part = self._index[("events", date)]
                     part.add(new_hashes[date], np.full(len(new_hashes[date]), fid))
                     part.seen_file_id = fid
-            self._evict(keep={("events", str(d)) for d in np.unique(dates)})
+            self._evict(keep={("events", _iso(d)) for d in np.unique(days)})
         return AppendResult(inserted, [w[1] for w in written])
 
     def reject(self, rows: pa.Table) -> None:
@@ -379,11 +383,12 @@ class ParquetEventLog:
         if rows.num_rows == 0:
             return
         rows = rows.select(DEADLETTER_SCHEMA.names).cast(DEADLETTER_SCHEMA)
-        dates = _dates(rows["received_at"])
+        days = _days(rows["received_at"])
         with self._writer():
             entries = []
-            for date in np.unique(dates):
-                chunk = rows.filter(pa.array(dates == date))
+            for day in np.unique(days):
+                date = _iso(day)
+                chunk = rows.filter(pa.array(days == day))
                 rel = self._write_file("deadletter", date, chunk)
                 entries.append((date, rel, chunk.num_rows, "", ""))
             self._register("deadletter", entries)
@@ -522,10 +527,13 @@ class ParquetEventLog:
         return con.execute(query, params or {}).to_arrow_table()
 
 
-def _dates(ts: pa.ChunkedArray) -> np.ndarray:
-    """UTC dates as ISO strings, one per row (computed per distinct day, not per row)."""
-    days = pc.cast(ts, pa.date32()).to_numpy(zero_copy_only=False).astype("datetime64[D]")
-    return np.datetime_as_string(days, unit="D")
+def _days(ts: pa.ChunkedArray) -> np.ndarray:
+    """UTC day of each row, as days since 1970-01-01 (int32: cheap to compare and group)."""
+    return pc.cast(pc.cast(ts, pa.date32()), pa.int32()).to_numpy(zero_copy_only=False)
+
+
+def _iso(day: np.integer) -> str:
+    return str(np.datetime64(int(day), "D"))
 
 
 def _mask(n: int, rows: np.ndarray) -> pa.Array:
