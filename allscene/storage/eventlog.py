@@ -291,7 +291,7 @@ class ParquetEventLog:
                 " hive_partitioning=false)", {"paths": list(ids_by_path)}).to_arrow_table()
             names = got["filename"].combine_chunks().dictionary_encode()
             per_name = np.array([ids_by_path[f] for f in names.dictionary.to_pylist()],
-                                dtype=np.int64)
+                                dtype=np.int32)
             fids = per_name[names.indices.to_numpy(zero_copy_only=False)]
             part.add(got["h"].to_numpy(), fids)
             part.seen_file_id = new[-1][0]
@@ -373,7 +373,7 @@ class ParquetEventLog:
                 file_ids = self._register("events", written)
                 for (date, *_), fid in zip(written, file_ids, strict=True):
                     part = self._index[("events", date)]
-                    part.add(new_hashes[date], np.full(len(new_hashes[date]), fid))
+                    part.add(new_hashes[date], np.full(len(new_hashes[date]), fid, dtype=np.int32))
                     part.seen_file_id = fid
             self._evict(keep={("events", _iso(d)) for d in np.unique(days)})
         return AppendResult(inserted, [w[1] for w in written])
