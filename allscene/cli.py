@@ -31,8 +31,10 @@ app = typer.Typer(help="allscene: all-scene intelligent marketing platform.",
                   no_args_is_help=True, add_completion=False)
 world_app = typer.Typer(help="The simulated device ecosystem.", no_args_is_help=True)
 events_app = typer.Typer(help="The event log: import, inspect, maintain.", no_args_is_help=True)
+identity_app = typer.Typer(help="Device → person → household.", no_args_is_help=True)
 app.add_typer(world_app, name="world")
 app.add_typer(events_app, name="events")
+app.add_typer(identity_app, name="identity")
 
 console = Console()
 err = Console(stderr=True)
@@ -101,6 +103,58 @@ def _generate(people: int, days: int, seed: int, start: str, workers: int, out: 
                   f"{summary['households']:,} households; {summary['devices_total']:,} devices "
                   f"({devices}); {n:,} events in {secs:.1f}s ({n / secs:,.0f} events/s)")
     return summary
+
+
+@world_app.command("score")
+def world_score(ctx: typer.Context, what: Annotated[str, typer.Argument(
+        help="What to score: identity.")]) -> None:
+    """Score what the platform built against the world's hidden answers (tests and
+    benchmarks only; the platform itself never reads them)."""
+    from allscene.storage.tables import TableStore
+    from allscene.world.score import score_identity
+
+    if what != "identity":
+        err.print(f"[red]cannot score {what!r} yet; scorable: identity")
+        raise typer.Exit(2)
+    store = TableStore(ctx.obj.data_dir / "derived")
+    try:
+        scores = score_identity(store.read("identity_devices"), store.read("identity_people"),
+                                ctx.obj.world_dir)
+    except FileNotFoundError as exc:
+        err.print(f"[red]{exc}")
+        raise typer.Exit(2) from None
+    t = Table(title=f"identity against the world in {ctx.obj.world_dir}")
+    t.add_column("score")
+    t.add_column("value", justify="right")
+    for k, v in scores.items():
+        t.add_row(k, f"{v:.3f}")
+    console.print(t)
+
+
+# --- identity -------------------------------------------------------------------------------
+
+@identity_app.command("build")
+def identity_build(ctx: typer.Context) -> None:
+    """Build the identity graph from the event log (DATA/derived/identity_*.parquet)."""
+    from allscene.identity import device_graph
+    from allscene.storage.tables import TableStore
+
+    events = _log(ctx.obj).table()
+    if events is None:
+        err.print("[red]the event log is empty; import events first")
+        raise typer.Exit(2)
+    start = time.perf_counter()
+    with err.status("building the identity graph"):
+        devices, people = (x.to_pyarrow() for x in device_graph(events))
+    store = TableStore(ctx.obj.data_dir / "derived")
+    store.write("identity_devices", devices)
+    store.write("identity_people", people)
+    households = len(set(people["household_id"].to_pylist()))
+    kinds = devices.group_by("device_type").aggregate([("device_id", "count")]).to_pylist()
+    per_type = ", ".join(f"{r['device_id_count']:,} {r['device_type']}"
+                         for r in sorted(kinds, key=lambda r: -r["device_id_count"]))
+    console.print(f"{people.num_rows:,} people in {households:,} households; devices linked: "
+                  f"{per_type} ({time.perf_counter() - start:.1f}s)")
 
 
 # --- events ---------------------------------------------------------------------------------
@@ -294,6 +348,8 @@ def demo(ctx: typer.Context, people: Annotated[int, typer.Option(min=1)] = 2_000
     _print_report(_import(Ingestor(_log(settings)), paths))
     console.rule("[bold]3. what the platform holds")
     _stats(settings)
+    console.rule("[bold]4. identity: people, not devices")
+    identity_build(ctx)
 
 
 def main() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -40,3 +41,31 @@ def postgres_dsn() -> str:
 def redis_url() -> str:
     _need("Redis", "127.0.0.1", 6379)
     return REDIS_URL
+
+
+WORLD_PEOPLE = 3000
+WORLD_DAYS = 14
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """A 3,000-person, 14-day world (default start: includes the National Day holidays)."""
+    from allscene.world import generate
+
+    out = tmp_path_factory.mktemp("world")
+    summary = generate(out, people=WORLD_PEOPLE, days=WORLD_DAYS, seed=11, batch_people=1500,
+                       workers=2)
+    return out, summary
+
+
+@pytest.fixture(scope="session")
+def world_log(world, tmp_path_factory):
+    """The session world's events imported into an event log, as the platform holds them."""
+    from allscene.events.ingest import Ingestor
+    from allscene.storage import ParquetEventLog
+
+    log = ParquetEventLog(tmp_path_factory.mktemp("log"))
+    ing = Ingestor(log)
+    for f in sorted((world[0] / "events").glob("*.parquet")):
+        ing.import_file(f)
+    return log

@@ -30,6 +30,10 @@ def test_generate_import_stats_and_reimport(tmp_path):
     again = run("--data", data, "events", "import", str(tmp_path / "data" / "world" / "events"))
     assert json.loads(run("--data", data, "events", "stats", "--json"))["summary"]["events"] == total
     assert again.count(f"{total:,}") >= 2  # received, and every one a duplicate
+    out = run("--data", data, "identity", "build")
+    assert "300 people in" in out
+    out = run("--data", data, "world", "score", "identity")
+    assert "device_accuracy" in out and "household_recall" in out
 
 
 def test_refuses_to_overwrite_a_world_and_explains_bad_input(tmp_path):

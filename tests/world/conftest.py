@@ -5,20 +5,6 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from allscene.world import generate
-
-WORLD_PEOPLE = 3000
-WORLD_DAYS = 14
-
-
-@pytest.fixture(scope="session")
-def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
-    """A 3,000-person, 14-day world (default start: includes the National Day holidays)."""
-    out = tmp_path_factory.mktemp("world")
-    summary = generate(out, people=WORLD_PEOPLE, days=WORLD_DAYS, seed=11, batch_people=1500,
-                       workers=2)
-    return out, summary
-
 
 @pytest.fixture()
 def db(world: tuple[Path, dict]) -> duckdb.DuckDBPyConnection:
