@@ -69,3 +69,33 @@ def world_log(world, tmp_path_factory):
     for f in sorted((world[0] / "events").glob("*.parquet")):
         ing.import_file(f)
     return log
+
+
+def _spark_available() -> str | None:
+    import shutil
+
+    if shutil.which("java") is None:
+        return "no Java runtime (Spark needs one; .ci/run installs it)"
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        return "pyspark is not installed (pip install -e '.[spark]')"
+    return None
+
+
+@pytest.fixture(scope="session", params=["duckdb", "spark"])
+def batch_engine(request, tmp_path_factory):
+    """An Ibis backend per batch engine: every pipeline test runs on DuckDB and Spark."""
+    from allscene.storage.engines import connect
+
+    if request.param == "spark":
+        why = _spark_available()
+        if why:
+            if IN_CI:
+                pytest.fail(why + " (CI=true: every engine is required)")
+            pytest.skip(why)
+        con = connect("spark", warehouse_dir=str(tmp_path_factory.mktemp("spark-warehouse")))
+        yield con
+        con._session.stop()
+        return
+    yield connect("duckdb")

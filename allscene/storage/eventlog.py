@@ -503,15 +503,15 @@ class ParquetEventLog:
                                  {"p": paths}).to_arrow_table()
 
     def table(self, dataset: str = "events", con: object | None = None):  # -> ibis.Table | None
-        """The committed rows of ``dataset`` as an Ibis table (on DuckDB unless ``con`` is
-        another Ibis backend), or ``None`` when it is empty."""
-        import ibis
+        """The committed rows of ``dataset`` as an Ibis table on ``con`` (an Ibis backend
+        from :func:`allscene.storage.engines.connect`; DuckDB by default), or ``None`` when
+        it is empty."""
+        from allscene.storage.engines import connect, read_parquet
 
         paths = self.files(dataset)
         if not paths:
             return None
-        backend = con or ibis.duckdb.connect()
-        return backend.read_parquet(paths, union_by_name=True, hive_partitioning=False)
+        return read_parquet(con or connect("duckdb"), paths, name=dataset)
 
     def sql(self, query: str, params: dict[str, object] | None = None) -> pa.Table:
         """Run SQL with ``events`` and ``deadletter`` bound to the committed files."""
