@@ -96,11 +96,12 @@ def test_concurrent_writers_in_two_processes_store_each_event_once(tmp_path):
 
 def test_killed_import_then_reimport_leaves_every_event_exactly_once(tmp_path):
     """SIGKILL the importer mid-file, import again: no event lost, none stored twice."""
-    n = 60_000
+    n = 120_000
     src = tmp_path / "events.jsonl"
     with open(src, "wb") as fh:
         for i in range(n):
-            fh.write(orjson.dumps(event("search" if i % 3 else "steps", i)) + b"\n")
+            ts = (T0 + dt.timedelta(seconds=i)).isoformat()  # all in the past
+            fh.write(orjson.dumps(event("search" if i % 3 else "steps", i, ts=ts)) + b"\n")
     data = tmp_path / "data"
     cmd = [sys.executable, "-m", "allscene.cli", "--data", str(data), "events", "import",
            str(src), "--batch-rows", "2000"]
@@ -108,12 +109,12 @@ def test_killed_import_then_reimport_leaves_every_event_exactly_once(tmp_path):
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     log = None
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if (data / "log" / "catalog.sqlite").exists():
+    while time.monotonic() < deadline:  # kill as soon as the first batch is committed
+        if log is None and (data / "log" / "catalog.sqlite").exists():
             log = ParquetEventLog(data / "log")
-            if log.count() >= 6_000:
-                break
-        time.sleep(0.02)
+        if log is not None and log.count() > 0:
+            break
+        time.sleep(0.005)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert log is not None
