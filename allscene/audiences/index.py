@@ -60,6 +60,12 @@ class _Column:
     by_value: dict[Any, BitMap] = field(default_factory=dict)
     sorted_values: np.ndarray | None = None  # numeric tags with many values
     sorted_ids: np.ndarray | None = None
+    dense: np.ndarray | None = None  # value per person (for filtering a few candidates)
+    valid: np.ndarray | None = None
+
+    @property
+    def all_valid(self) -> bool:
+        return self.valid is not None and len(self.present) == len(self.valid)
 
 
 def _column(arr: pa.ChunkedArray) -> _Column:
@@ -67,11 +73,22 @@ def _column(arr: pa.ChunkedArray) -> _Column:
     present = BitMap(np.flatnonzero(valid).astype(np.uint32))
     if pa.types.is_boolean(arr.type):
         true = pc.fill_null(arr, False).to_numpy(zero_copy_only=False)
-        return _Column("bool", present, {True: BitMap(np.flatnonzero(true).astype(np.uint32))})
+        return _Column("bool", present, {True: BitMap(np.flatnonzero(true).astype(np.uint32))},
+                       dense=true, valid=valid)
     kind = "num" if pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type) else "str"
     ids = np.flatnonzero(valid).astype(np.uint32)
     values = arr.filter(pa.array(valid)).to_numpy(zero_copy_only=False)
-    col = _Column(kind, present)
+    col = _Column(kind, present, valid=valid)
+    if kind == "num":
+        dense = pc.fill_null(arr, 0).to_numpy(zero_copy_only=False)
+        if dense.dtype.kind in "iu" and len(dense):
+            # The smallest integer type that holds the values: less memory to gather from.
+            lo, hi = dense.min(), dense.max()
+            for t in (np.int8, np.int16, np.int32):
+                if np.iinfo(t).min <= lo and hi <= np.iinfo(t).max:
+                    dense = dense.astype(t)
+                    break
+        col.dense = dense
     if kind == "num" and len(np.unique(values)) > MAX_VALUE_BITMAPS:
         order = np.argsort(values, kind="stable")
         col.sorted_values, col.sorted_ids = values[order], ids[order]
@@ -89,16 +106,20 @@ def _column(arr: pa.ChunkedArray) -> _Column:
 class TagIndex:
     """Bitmaps over people for every tag of a wide tag table."""
 
-    def __init__(self, person_ids: list[str], columns: dict[str, _Column]):
+    def __init__(self, person_ids: list[str], columns: dict[str, _Column], *,
+                 late_fraction: float = 0.05):
         self.person_ids = person_ids
         self.columns = columns
         self.everyone = BitMap(np.arange(len(person_ids), dtype=np.uint32))
+        # Once an 'and' has narrowed to fewer people than this share, its remaining numeric
+        # and yes/no conditions are checked on the candidates' values instead of as bitmaps.
+        self.late_fraction = late_fraction
 
     @classmethod
-    def build(cls, table: pa.Table) -> TagIndex:
+    def build(cls, table: pa.Table, *, late_fraction: float = 0.05) -> TagIndex:
         cols = {name: _column(table[name]) for name in table.column_names
                 if name != "person_id"}
-        return cls(table["person_id"].to_pylist(), cols)
+        return cls(table["person_id"].to_pylist(), cols, late_fraction=late_fraction)
 
     def people(self, bitmap: BitMap) -> list[str]:
         return [self.person_ids[i] for i in bitmap]
@@ -122,10 +143,20 @@ class TagIndex:
 
     def evaluate(self, node: Node, refs: Mapping[str, BitMap] = {}) -> BitMap:
         if isinstance(node, And):
-            out = self.evaluate(node.items[0], refs)
-            for item in node.items[1:]:
-                out = out & self.evaluate(item, refs)
-            return out
+            items = sorted(node.items, key=lambda i: self.estimate(i, refs))
+            out = self.evaluate(items[0], refs)
+            ids: np.ndarray | None = None  # candidates as an array while filtering late
+            small = self.late_fraction * len(self.everyone)
+            for item in items[1:]:
+                if (len(out) if ids is None else len(ids)) <= small and self._filterable(item):
+                    if ids is None:
+                        ids = np.frombuffer(out.to_array(), dtype=np.uint32)
+                    ids = ids[self._mask(item, ids)]
+                else:
+                    if ids is not None:
+                        out, ids = BitMap(ids), None
+                    out = out & self.evaluate(item, refs)
+            return out if ids is None else BitMap(ids)
         if isinstance(node, Or):
             return BitMap.union(*(self.evaluate(item, refs) for item in node.items))
         if isinstance(node, Not):
@@ -148,6 +179,67 @@ class TagIndex:
         if isinstance(node, Compare):
             return self._compare(self.columns[node.tag], node.op, node.value)
         raise TypeError(f"not an expression node: {node!r}")
+
+    def estimate(self, node: Node, refs: Mapping[str, BitMap] = {}) -> int:
+        """About how many people match ``node``, from bitmap sizes alone (for ordering)."""
+        n = len(self.everyone)
+        if isinstance(node, And):
+            return min(self.estimate(i, refs) for i in node.items)
+        if isinstance(node, Or):
+            return min(n, sum(self.estimate(i, refs) for i in node.items))
+        if isinstance(node, Not):
+            return n - self.estimate(node.item, refs)
+        if isinstance(node, Ref):
+            return len(refs[node.name])
+        col = self.columns[node.column if isinstance(node, Freq) else node.tag]
+        if col.sorted_values is not None or isinstance(node, Flag) and col.kind != "bool":
+            return len(col.present)
+        if isinstance(node, Flag):
+            return len(col.by_value.get(True, BitMap()))
+        if isinstance(node, In):
+            return sum(len(col.by_value.get(v, BitMap())) for v in node.values)
+        if isinstance(node, Compare) and node.op == "=":
+            return len(col.by_value.get(node.value, BitMap()))
+        lo, hi, op = ((node.lo, node.hi, "range") if isinstance(node, Range) else
+                      (None, None, node.op))
+        value = node.count if isinstance(node, Freq) else getattr(node, "value", None)
+        total = 0
+        for v, bm in col.by_value.items():
+            if op == "range":
+                ok = _comparable(v, lo) and lo <= v <= hi
+            else:
+                ok = (_comparable(v, value) or op in ("=", "!=")) and _OPS[op](v, value)
+            total += len(bm) if ok else 0
+        return total
+
+    def _filterable(self, node: Node) -> bool:
+        """Conditions checkable on dense values: numeric and yes/no tags (and their 'not')."""
+        if isinstance(node, Not):
+            return self._filterable(node.item)
+        if isinstance(node, (Range, Compare, Freq)):
+            col = self.columns[node.column if isinstance(node, Freq) else node.tag]
+            value = node.lo if isinstance(node, Range) else (
+                node.count if isinstance(node, Freq) else node.value)
+            return col.kind == "num" and not isinstance(value, str)
+        if isinstance(node, Flag):
+            return self.columns[node.tag].dense is not None
+        return False
+
+    def _mask(self, node: Node, ids: np.ndarray) -> np.ndarray:
+        """Which of ``ids`` match ``node`` (same semantics as the bitmaps: missing is false)."""
+        if isinstance(node, Not):
+            return ~self._mask(node.item, ids)
+        col = self.columns[node.column if isinstance(node, Freq) else node.tag]
+        valid = True if col.all_valid else col.valid[ids]
+        if isinstance(node, Flag):
+            v = col.dense[ids]
+            return valid & (v.astype(bool) if col.kind == "bool" else True)
+        v = col.dense[ids]
+        if isinstance(node, Range):
+            return valid & (v >= node.lo) & (v <= node.hi)
+        if isinstance(node, Freq):
+            return valid & _OPS[node.op](v, node.count)
+        return valid & _OPS[node.op](v, node.value)
 
     @staticmethod
     def _compare(col: _Column, op: str, value: Any) -> BitMap:

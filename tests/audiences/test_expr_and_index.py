@@ -41,10 +41,11 @@ def random_tags(n: int, seed: int) -> pa.Table:
     })
 
 
+@pytest.mark.parametrize("late", [0.0, 1.0], ids=["bitmaps only", "late filtering"])
 @pytest.mark.parametrize("text", EXPRESSIONS)
-def test_bitmaps_agree_with_the_reference_evaluator(text):
+def test_bitmaps_agree_with_the_reference_evaluator(text, late):
     table = random_tags(20_000, seed=5)
-    index = TagIndex.build(table)
+    index = TagIndex.build(table, late_fraction=late)
     seed = set(random.Random(1).sample(index.person_ids, 3000))
     refs = {"seed": __import__("pyroaring").BitMap(
         [i for i, p in enumerate(index.person_ids) if p in seed])}
