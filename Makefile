@@ -23,6 +23,7 @@ lint: $(BIN)/.installed
 bench: $(BIN)/.installed  ## benchmarks, each printed beside a baseline measured in the same run
 	$(BIN)/python bench/bench_ingest.py
 	$(BIN)/python bench/bench_world.py
+	$(BIN)/python bench/bench_audience.py
 
 clean:
 	rm -rf $(VENV)  # never the data directory: it holds the event log
