@@ -1,5 +1,7 @@
 """The identity graph built from the imported world, scored against its truth."""
 
+import json
+
 import pyarrow.parquet as pq
 import pytest
 
@@ -45,3 +47,26 @@ def test_score_rejects_a_wrong_graph(world, graph):
     bad = devices.set_column(devices.schema.get_field_index("person_id"), "person_id",
                              pa.array(shifted, pa.string()))
     assert score_identity(bad, people, world[0])["device_accuracy"] < 0.1
+
+
+def test_consent_is_per_person_and_matches_the_truth(world, world_log, graph):
+    """Opting out on a device opts the person out; the latest choice wins."""
+    import ibis
+
+    from allscene.identity.consent import person_consent
+
+    devices, _ = graph
+    con = ibis.duckdb.connect()
+    consent = person_consent(world_log.table(con=con), con.create_table("d", devices))
+    choices = {r["person_id"]: r["personalized_ads"] for r in consent.to_pyarrow().to_pylist()}
+    truth = pq.read_table(world[0] / "truth" / "people.parquet").to_pylist()
+    phones = {d["person_id"]: d["account_id"] for d in
+              pq.read_table(world[0] / "truth" / "devices.parquet").to_pylist()
+              if d["device_type"] == "phone"}
+    days = json.loads((world[0] / "world.json").read_text())["days"]
+    back = {p["person_id"] for p in truth if p["opt_out"] and 0 <= p["opt_in_day"] < days}
+    still_out = {phones[p["person_id"]] for p in truth if p["opt_out"]} - {phones[p] for p in back}
+    came_back = {phones[p] for p in back}
+    assert still_out and came_back
+    assert {p for p, ads in choices.items() if ads is False} == still_out
+    assert {p for p, ads in choices.items() if ads is True} == came_back
