@@ -513,19 +513,6 @@ class ParquetEventLog:
             return None
         return read_parquet(con or connect("duckdb"), paths, name=dataset)
 
-    def sql(self, query: str, params: dict[str, object] | None = None) -> pa.Table:
-        """Run SQL with ``events`` and ``deadletter`` bound to the committed files."""
-        con = duckdb.connect()
-        for name in ("events", "deadletter"):
-            paths = self.files(name)
-            if paths:
-                con.read_parquet(paths, union_by_name=True, hive_partitioning=False
-                                 ).create_view(name)
-            else:
-                schema = ARROW_SCHEMA if name == "events" else DEADLETTER_SCHEMA
-                con.from_arrow(schema.empty_table()).create_view(name)
-        return con.execute(query, params or {}).to_arrow_table()
-
 
 def _days(ts: pa.ChunkedArray) -> np.ndarray:
     """UTC day of each row, as days since 1970-01-01 (int32: cheap to compare and group)."""

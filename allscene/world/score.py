@@ -38,7 +38,6 @@ def score_identity(devices: pa.Table, people: pa.Table, world: Path) -> dict[str
       household being right when it is the household most of its predicted members are in.
     """
     truth = pq.read_table(world / "truth" / "devices.parquet").to_pylist()
-    true_person = {d["device_id"]: d["person_id"] for d in truth}
     true_household = {d["device_id"]: d["household_id"] for d in truth}
     person_of_account = {d["account_id"]: d["person_id"] for d in truth
                          if d["device_type"] == "phone"}
@@ -64,7 +63,6 @@ def score_identity(devices: pa.Table, people: pa.Table, world: Path) -> dict[str
                if members[pred[d["device_id"]]["household_id"]].most_common(1)
                and members[pred[d["device_id"]]["household_id"]].most_common(1)[0][0]
                == true_household[d["device_id"]]]
-    del true_person
     return {
         "device_coverage": len(given) / max(len(personal), 1),
         "device_accuracy": len(right) / max(len(given), 1),
