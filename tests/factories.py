@@ -20,6 +20,8 @@ FIELDS: dict[str, dict[str, Any]] = {
     "voice_command": {"utterance": "明天天气", "intent": "weather"},
     "login": {"account_id": "acc1", "imei_md5": "0" * 32, "oaid_sha256": "a" * 64},
     "pairing": {"peer_device_id": "band1", "peer_device_type": "band"},
+    "profile": {"account_id": "acc1", "source": "account", "gender": "female",
+                "birth_year": 1994},
     "location": {"ip": "10.1.2.3", "network": "wifi", "cell_id": "460-00-1-2",
                  "lat": 40.2, "lon": 116.2, "accuracy_m": 20.0},
     "wifi_connect": {"bssid": "bssid1"},

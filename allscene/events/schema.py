@@ -177,6 +177,26 @@ class Pairing(EventBase):
     account_id: Id | None = None
 
 
+
+class Profile(EventBase):
+    """A person states facts about themselves: filling in the account profile, passing a
+    real-name check (gender and birth year come from the ID card), or answering a member
+    survey. Declared data: the platform prefers it to inference, but people may leave fields
+    out or, now and then, not tell the truth."""
+
+    category: ClassVar[str] = "active"
+    require_one_of: ClassVar[tuple[tuple[str, ...], ...]] = (
+        ("gender", "birth_year", "education", "income_monthly"),)
+    kind: Literal["profile"]
+    account_id: Id
+    source: Literal["account", "real_name", "survey"]
+    gender: Literal["male", "female"] | None = None
+    birth_year: Annotated[int, Field(ge=1900, le=2100)] | None = None
+    education: Literal["junior_high_or_below", "high_school", "associate", "bachelor",
+                       "master_plus"] | None = None
+    income_monthly: Annotated[float, Field(ge=0, le=10_000_000)] | None = None
+    """Monthly income in CNY, as stated."""
+
 # --- passive: what devices sense -----------------------------------------------------------
 
 class Location(EventBase):
@@ -323,7 +343,7 @@ class Consent(EventBase):
 
 MODELS: tuple[type[EventBase], ...] = (
     Search, ContentView, AppOpen, Purchase, FinanceActivity, SocialPost, VoiceCommand, Login,
-    Pairing, Location, WifiConnect, BluetoothConnect, Steps, HeartRate, TvWatch, DeviceState,
+    Pairing, Profile, Location, WifiConnect, BluetoothConnect, Steps, HeartRate, TvWatch, DeviceState,
     Weather, AdDecision, AdImpression, AdClick, AdConversion, Consent,
 )
 BY_KIND: dict[str, type[EventBase]] = {

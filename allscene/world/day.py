@@ -169,6 +169,7 @@ def simulate_day(pop: Population, geo: Geo, wx: Weather, *, seed: int, day: int,
     scenes_hh = _home(ev, pop, geo, wx, s, rng, ts, day=day, rest=rest)
     _apps(ev, pop, s, rng, ts, voc)
     _active(ev, pop, s, rng, ts, voc, day=day, prefix=f"{seed}-{pop.batch}-{day}")
+    _declared(ev, pop, seed=seed, day=day, t0=t0)
 
     scenes = scene_masks(pop, s, rest=rest, cold_city=wx.cold_snap[:, day],
                          hot_city=wx.heat_wave[:, day])
@@ -454,6 +455,33 @@ def _active(ev: EventChunks, pop: Population, s, rng, ts, voc, *, day: int, pref
         p = np.flatnonzero(t[flag] == day)
         ev.add("consent", ts(rng.integers(9, 23, len(p))), pick(phone, p), "phone",
                personalized_ads=value)
+
+
+def _declared(ev: EventChunks, pop: Population, *, seed: int, day: int, t0: int) -> None:
+    """What people state about themselves (``profile`` events), on the day they do it.
+
+    Who states what, and whether truthfully, is fixed per person (:func:`declarations`); each
+    statement is sent once, on its day, from the person's phone.
+    """
+    rng = np.random.default_rng([seed, 6, pop.batch, day])
+    d = pop.declared
+    t = pop.traits
+    for source, when in (("account", d["account_day"]), ("real_name", d["real_name_day"]),
+                         ("survey", d["survey_day"])):
+        p = np.flatnonzero(when == day)
+        if not len(p):
+            continue
+        h = np.minimum(np.where(source == "account", t["wake"][p], rng.integers(9, 23, len(p))), 23)
+        g = d[f"{source}_gender"][p]
+        by = d[f"{source}_birth_year"][p]
+        edu = d[f"{source}_education"][p]
+        inc = d[f"{source}_income"][p]
+        ev.add("profile", t0 + h.astype(np.int64) * HOUR_US + rng.integers(0, HOUR_US, len(p)),
+               pick(pop.devices["phone"], p), "phone", account_id=pick(pop.devices["account"], p),
+               source=source, gender=pa.array(np.where(g == "", None, g), pa.string()),
+               birth_year=pa.array(by, mask=by < 0),
+               education=pa.array(np.where(edu == "", None, edu), pa.string()),
+               income_monthly=pa.array(inc, mask=np.isnan(inc)))
 
 
 def _scene_table(pop: Population, scenes: dict[str, np.ndarray], t0: int) -> pa.Table:

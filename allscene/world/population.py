@@ -58,6 +58,7 @@ class Population:
     hh_id: pa.Array
     hh_traits: dict[str, np.ndarray]
     devices: dict[str, pa.Array] = field(default_factory=dict)  # per kind: device_id per owner
+    declared: dict[str, np.ndarray] = field(default_factory=dict)  # see declarations()
 
 
 def _luhn_imei(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -296,7 +297,56 @@ def build_population(geo: Geo, *, seed: int, batch: int, n: int, days: int,
                      interest=interest, intent=intent, hh_first=hh_first, hh_id=hh_id,
                      hh_traits=hh_traits)
     _add_devices(pop, rng, seed)
+    pop.declared = declarations(pop, seed, days)
     return pop
+
+
+def declarations(pop: Population, seed: int, days: int) -> dict[str, np.ndarray]:
+    """Per person: on which day each kind of statement is made (-1 never) and what it says.
+
+    * ``account``: on signing in the first time, 62% fill in their gender and 50% their birth
+      year; 2% of stated genders and 5% of stated birth years are not true.
+    * ``real_name``: a real-name check (wallet, finance), 20% of people and 55% of those
+      with a finance interest, on a random day: gender and birth year from the ID card.
+    * ``survey``: a member survey, 18% of people, on a random day: education (8% not true)
+      and monthly income (stated roughly, rounded to 500 CNY).
+    Empty strings, -1 and NaN stand for "not stated".
+    """
+    t, n = pop.traits, pop.n
+    rng = np.random.default_rng([seed, 5, pop.batch])
+    born = 2026 - t["age"]
+    male = t["gender"] == "male"
+    out: dict[str, np.ndarray] = {}
+    # account profile
+    says_g = rng.random(n) < 0.62
+    g = np.where(rng.random(n) < 0.02, ~male, male)
+    out["account_gender"] = np.where(says_g, np.where(g, "male", "female"), "")
+    says_b = rng.random(n) < 0.50
+    fake = rng.random(n) < 0.05
+    out["account_birth_year"] = np.where(says_b, np.where(fake, rng.integers(1966, 2008, n), born),
+                                         -1)
+    out["account_education"] = np.full(n, "")
+    out["account_income"] = np.full(n, np.nan)
+    out["account_day"] = np.where(says_g | says_b, 0, -1)
+    # real-name check
+    fin = pop.interest[:, INTERESTS.index("finance")] > 0
+    rn = rng.random(n) < np.where(fin, 0.55, 0.2)
+    out["real_name_day"] = np.where(rn, rng.integers(0, days, n), -1)
+    out["real_name_gender"] = np.where(rn, t["gender"], "")
+    out["real_name_birth_year"] = np.where(rn, born, -1)
+    out["real_name_education"] = np.full(n, "")
+    out["real_name_income"] = np.full(n, np.nan)
+    # member survey
+    sv = rng.random(n) < 0.18
+    out["survey_day"] = np.where(sv, rng.integers(0, days, n), -1)
+    lvl = np.clip(t["edu_level"] + np.where(rng.random(n) < 0.08, rng.choice([-1, 1], n), 0),
+                  0, len(EDUCATION) - 1)
+    out["survey_education"] = np.where(sv, np.array(EDUCATION)[lvl], "")
+    stated = np.round(t["income"] * rng.lognormal(0, 0.15, n) / 500) * 500
+    out["survey_income"] = np.where(sv, np.maximum(stated, 500), np.nan)
+    out["survey_gender"] = np.full(n, "")
+    out["survey_birth_year"] = np.full(n, -1)
+    return out
 
 
 def _choice_rows(rng: np.random.Generator, w: np.ndarray) -> np.ndarray:

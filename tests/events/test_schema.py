@@ -10,7 +10,7 @@ from tests.factories import FIELDS, NOW, event
 
 def test_every_kind_of_design_is_modelled_with_a_category():
     design = {"search", "content_view", "app_open", "purchase", "finance_activity",
-              "social_post", "voice_command", "login", "pairing", "location", "wifi_connect",
+              "social_post", "voice_command", "login", "pairing", "profile", "location", "wifi_connect",
               "bluetooth_connect", "steps", "heart_rate", "tv_watch", "device_state", "weather",
               "ad_decision", "ad_impression", "ad_click", "ad_conversion", "consent"}
     assert set(schema.KINDS) == design == set(FIELDS)
