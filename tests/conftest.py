@@ -99,3 +99,44 @@ def batch_engine(request, tmp_path_factory):
         con._session.stop()
         return
     yield connect("duckdb")
+
+
+# --- the session world's identity graph and tags (built once, on DuckDB) -------------------
+
+
+@pytest.fixture(scope="session")
+def identity(world_log):
+    from allscene.identity import device_graph
+
+    devices, people = device_graph(world_log.table())
+    return devices.to_pyarrow(), people.to_pyarrow()
+
+
+@pytest.fixture(scope="session")
+def reference(world):
+    from allscene.profiles.build import read_reference
+
+    return read_reference(world[0] / "reference")
+
+
+@pytest.fixture(scope="session")
+def tags(world_log, identity, reference):
+    from allscene.profiles.build import build_tags
+
+    return build_tags(world_log.table(), *identity, reference)
+
+
+@pytest.fixture(scope="session")
+def tag_table(tags, identity):
+    from allscene.profiles.build import wide_tags
+
+    return wide_tags(tags, identity[1]["person_id"].to_pylist())
+
+
+@pytest.fixture(scope="session")
+def consent(world_log, identity):
+    import ibis
+
+    from allscene.identity.consent import person_consent
+
+    return person_consent(world_log.table(), ibis.memtable(identity[0])).to_pyarrow()

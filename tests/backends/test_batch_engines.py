@@ -22,3 +22,16 @@ def test_identity_graph_is_identical_on_every_engine(world_log, batch_engine, re
     assert rows(devices.to_pyarrow()) == reference[0]
     assert rows(people.to_pyarrow()) == reference[1]
     assert len(reference[1]) == 3000
+
+
+def test_tags_are_identical_on_every_engine(world_log, batch_engine, world):
+    """The tag pipelines, written once, give the same tags on DuckDB and Spark."""
+    from allscene.profiles.build import build_tags, read_reference
+
+    ref = read_reference(world[0] / "reference")
+    duck = connect("duckdb")
+    devices, people = (t.to_pyarrow() for t in device_graph(world_log.table(con=duck)))
+    expected = build_tags(world_log.table(con=duck), devices, people, ref)
+    got = build_tags(world_log.table(con=batch_engine), devices, people, ref)
+    assert got.num_rows == expected.num_rows > 50 * people.num_rows
+    assert got.equals(expected)
