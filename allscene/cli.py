@@ -32,7 +32,12 @@ app = typer.Typer(help="allscene: all-scene intelligent marketing platform.",
 world_app = typer.Typer(help="The simulated device ecosystem.", no_args_is_help=True)
 events_app = typer.Typer(help="The event log: import, inspect, maintain.", no_args_is_help=True)
 identity_app = typer.Typer(help="Device → person → household.", no_args_is_help=True)
+tags_app = typer.Typer(help="Tags per person: build them, read the catalog.", no_args_is_help=True)
 app.add_typer(world_app, name="world")
+audience_app = typer.Typer(help="Audiences: count, save, sample, export, expand, upload.",
+                           no_args_is_help=True)
+app.add_typer(tags_app, name="tags")
+app.add_typer(audience_app, name="audience")
 app.add_typer(events_app, name="events")
 app.add_typer(identity_app, name="identity")
 
@@ -107,19 +112,25 @@ def _generate(people: int, days: int, seed: int, start: str, workers: int, out: 
 
 @world_app.command("score")
 def world_score(ctx: typer.Context, what: Annotated[str, typer.Argument(
-        help="What to score: identity.")]) -> None:
+        help="What to score: identity or tags.")]) -> None:
     """Score what the platform built against the world's hidden answers (tests and
     benchmarks only; the platform itself never reads them)."""
     from allscene.storage.tables import TableStore
-    from allscene.world.score import score_identity
+    from allscene.world import score
 
-    if what != "identity":
-        err.print(f"[red]cannot score {what!r} yet; scorable: identity")
-        raise typer.Exit(2)
     store = TableStore(ctx.obj.data_dir / "derived")
+    if what not in ("identity", "tags"):
+        err.print(f"[red]cannot score {what!r} yet; scorable: identity, tags")
+        raise typer.Exit(2)
     try:
-        scores = score_identity(store.read("identity_devices"), store.read("identity_people"),
-                                ctx.obj.world_dir)
+        if what == "identity":
+            scores = score.score_identity(store.read("identity_devices"),
+                                          store.read("identity_people"), ctx.obj.world_dir)
+        else:
+            tags = store.read("tags")
+            _print_tag_scores(score.score_tags(tags, ctx.obj.world_dir),
+                              score.score_resident_place(tags, ctx.obj.world_dir))
+            return
     except FileNotFoundError as exc:
         err.print(f"[red]{exc}")
         raise typer.Exit(2) from None
@@ -129,6 +140,30 @@ def world_score(ctx: typer.Context, what: Annotated[str, typer.Argument(
     for k, v in scores.items():
         t.add_row(k, f"{v:.3f}")
     console.print(t)
+
+
+def _print_tag_scores(rows: list[dict], place: dict[str, float]) -> None:
+    def pct(v):
+        return "" if v is None or v != v else f"{v:.3f}"
+
+    t = Table(title="tags against the world's hidden traits (coverage: share of people "
+                    "tagged; for yes-only tags, of those it is true of; counts: >= 3 in 90d)")
+    for col in ("tag", "people", "coverage", "precision", "declared", "inferred", "observed"):
+        t.add_column(col, justify="left" if col == "tag" else "right")
+    for r in rows:
+        t.add_row(r["tag"], f"{r['people']:,}", pct(r["coverage"]), pct(r["precision"]),
+                  *(pct(r.get(f"precision_{s}")) + (f" ({r[f'people_{s}']:,})"
+                                                   if f"people_{s}" in r else "")
+                    for s in ("declared", "inferred", "observed")))
+    console.print(t)
+    p = Table(title="resident county: IP + cell + GPS against IP alone")
+    for col in ("people", "n", "IP + cell + GPS", "IP only"):
+        p.add_column(col, justify="left" if col == "people" else "right")
+    for group in ("everyone", "cross_district"):
+        p.add_row(group.replace("_", "-") + (" commuters" if group != "everyone" else ""),
+                  f"{place[f'{group}_people']:,}", pct(place[f"{group}_combined"]),
+                  pct(place[f"{group}_ip_only"]))
+    console.print(p)
 
 
 # --- identity -------------------------------------------------------------------------------
@@ -155,6 +190,242 @@ def identity_build(ctx: typer.Context) -> None:
                          for r in sorted(kinds, key=lambda r: -r["device_id_count"]))
     console.print(f"{people.num_rows:,} people in {households:,} households; devices linked: "
                   f"{per_type} ({time.perf_counter() - start:.1f}s)")
+
+
+# --- tags -----------------------------------------------------------------------------------
+
+def _identity_tables(ctx: typer.Context):
+    from allscene.storage.tables import TableStore
+
+    store = TableStore(ctx.obj.data_dir / "derived")
+    if "identity_devices" not in store.names():
+        identity_build(ctx)
+    return store.read("identity_devices"), store.read("identity_people")
+
+
+@tags_app.command("build")
+def tags_build(ctx: typer.Context, reference: Annotated[Path | None, typer.Option(
+        help="Folder of the geo-IP, cell tower and region tables (default DATA/world/reference)."
+        )] = None) -> None:
+    """Compute every tag of every person from the event log (DATA/derived/tags.parquet, and
+    the wide DATA/derived/tag_table.parquet that audiences read)."""
+    from allscene.audiences.packages import device_hashes
+    from allscene.identity.consent import person_consent
+    from allscene.profiles.build import build_tags, read_reference, wide_tags
+    from allscene.storage.tables import TableStore
+
+    events = _log(ctx.obj).table()
+    if events is None:
+        err.print("[red]the event log is empty; import events first")
+        raise typer.Exit(2)
+    try:
+        ref = read_reference(reference or ctx.obj.world_dir / "reference")
+    except FileNotFoundError as exc:
+        err.print(f"[red]{exc}")
+        raise typer.Exit(2) from None
+    devices, people = _identity_tables(ctx)
+    start = time.perf_counter()
+    with err.status("tags") as status:
+        long = build_tags(events, devices, people, ref, on_step=lambda s: status.update(
+            f"tags: {s} ({time.perf_counter() - start:.0f}s)"))
+        import ibis
+
+        consent = person_consent(events, ibis.memtable(devices)).to_pyarrow()
+        hashes = device_hashes(events, ibis.memtable(devices)).to_pyarrow()
+    store = TableStore(ctx.obj.data_dir / "derived")
+    store.write("device_hashes", hashes)
+    store.write("tags", long)
+    store.write("tag_table", wide_tags(long, people["person_id"].to_pylist()))
+    store.write("consent", consent)
+    n_people = len(set(long["person_id"].to_pylist()))
+    opted = sum(1 for v in consent["personalized_ads"].to_pylist() if v is False)
+    console.print(f"{long.num_rows:,} tags of {n_people:,} people "
+                  f"({long.num_rows / max(n_people, 1):.0f} per person); {opted:,} people "
+                  f"opted out of personalized ads ({time.perf_counter() - start:.1f}s)")
+
+
+@tags_app.command("catalog")
+def tags_catalog(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False
+                 ) -> None:
+    """The tag catalog: name, meaning, source events, windows, IAB Audience Taxonomy id."""
+    from allscene.profiles.catalog import audience_taxonomy, load_catalog
+
+    cat = load_catalog()
+    if as_json:
+        sys.stdout.write(json.dumps([t.__dict__ for t in cat.values()], ensure_ascii=False,
+                                    indent=2, default=list) + "\n")
+        return
+    tax = audience_taxonomy()
+    t = Table(title=f"{len(cat)} tags")
+    for col in ("tag", "type", "windows", "IAB audience 1.1", "meaning", "from"):
+        t.add_column(col)
+    for tag in cat.values():
+        iab = tag.iab
+        iab_s = ("" if iab is None else ", ".join(f"{k}: {v}" for k, v in iab.items())
+                 if isinstance(iab, dict) else f"{iab} {tax[iab].split(' | ')[-1].strip(' |')}")
+        t.add_row(tag.name, tag.type, ",".join(f"{d}d" for d in tag.windows), iab_s,
+                  tag.meaning, ", ".join(tag.sources))
+    console.print(t)
+
+
+# --- audiences --------------------------------------------------------------------------------
+
+Advertiser = Annotated[str, typer.Option("--advertiser", "-a", envvar="ALLSCENE_ADVERTISER",
+                                         help="Whose audiences (each sees only its own).")]
+
+
+def _audiences(ctx: typer.Context, advertiser: str):
+    from allscene.audiences.service import Audiences
+    from allscene.audiences.store import AudienceError, AudienceStore
+    from allscene.storage.tables import TableStore
+
+    store = TableStore(ctx.obj.data_dir / "derived")
+    try:
+        tags, consent = store.read("tag_table"), store.read("consent")
+    except FileNotFoundError:
+        err.print("[red]no tags yet; run 'allscene tags build' first")
+        raise typer.Exit(2) from None
+    try:
+        return Audiences(tags, consent, AudienceStore(ctx.obj.data_dir / "audiences"),
+                         advertiser=advertiser)
+    except AudienceError as exc:
+        err.print(f"[red]{exc}")
+        raise typer.Exit(2) from None
+
+
+def _fail(exc: Exception) -> None:
+    err.print(f"[red]{exc}")
+    raise typer.Exit(2) from None
+
+
+_AUDIENCE_ERRORS: tuple[type[Exception], ...] = (ValueError,)  # ExprError, AudienceError
+
+
+@audience_app.command("count")
+def audience_count(ctx: typer.Context, expr: Annotated[str, typer.Argument(
+        help='An expression, e.g. \'age in 22..39 and not owns_car\', or @name.')],
+                   advertiser: Advertiser = "default") -> None:
+    """How many people an expression (or a saved audience) holds, opted-out people excluded
+    (fewer than 50 shows as "< 50")."""
+    aud = _audiences(ctx, advertiser)
+    start = time.perf_counter()
+    try:
+        n = aud.count(expr)
+    except _AUDIENCE_ERRORS as exc:
+        _fail(exc)
+    console.print(f"{n} people ({(time.perf_counter() - start) * 1e3:.1f} ms)")
+
+
+@audience_app.command("create")
+def audience_create(ctx: typer.Context, name: Annotated[str, typer.Argument()],
+                    expr: Annotated[str, typer.Argument(help="The expression.")],
+                    advertiser: Advertiser = "default",
+                    replace: Annotated[bool, typer.Option(help="Replace one of that name.")] = False
+                    ) -> None:
+    """Save an expression as a named audience (usable as @NAME in other expressions)."""
+    aud = _audiences(ctx, advertiser)
+    try:
+        n = aud.create(name, expr, replace=replace)
+    except _AUDIENCE_ERRORS as exc:
+        _fail(exc)
+    console.print(f"saved audience @{name}: {n} people")
+
+
+@audience_app.command("list")
+def audience_list(ctx: typer.Context, advertiser: Advertiser = "default") -> None:
+    """The advertiser's saved audiences with their sizes now."""
+    aud = _audiences(ctx, advertiser)
+    t = Table(title=f"audiences of {advertiser}")
+    for col in ("name", "kind", "people", "definition", "created"):
+        t.add_column(col, justify="right" if col == "people" else "left")
+    for a in aud.store.list(advertiser):
+        t.add_row(a.name, a.kind, str(aud.count("@" + a.name)), a.definition, a.created_at)
+    console.print(t)
+
+
+@audience_app.command("delete")
+def audience_delete(ctx: typer.Context, name: Annotated[str, typer.Argument()],
+                    advertiser: Advertiser = "default") -> None:
+    """Delete a saved audience."""
+    if not _audiences(ctx, advertiser).store.delete(advertiser, name):
+        _fail(ValueError(f"no audience '{name}'"))
+    console.print(f"deleted @{name}")
+
+
+@audience_app.command("upload")
+def audience_upload(ctx: typer.Context, name: Annotated[str, typer.Argument()],
+                    file: Annotated[Path, typer.Argument(help="One MD5 or SHA-256 of an IMEI or "
+                                                               "OAID per line (gzip ok).")],
+                    advertiser: Advertiser = "default",
+                    strict: Annotated[bool, typer.Option(
+                        help="Refuse the file if any line is malformed.")] = False,
+                    replace: Annotated[bool, typer.Option(help="Replace one of that name.")] = False
+                    ) -> None:
+    """Upload a custom audience package of hashed device ids; prints the match rate and the
+    malformed lines (with their line numbers)."""
+    from allscene.storage.tables import TableStore
+
+    aud = _audiences(ctx, advertiser)
+    if not file.is_file():
+        _fail(ValueError(f"no such file: {file}"))
+    hashes = TableStore(ctx.obj.data_dir / "derived").read("device_hashes")
+    try:
+        m = aud.upload(name, file, hashes, strict=strict, replace=replace)
+    except _AUDIENCE_ERRORS as exc:
+        _fail(exc)
+    console.print(f"saved package @{name}: {m.lines:,} lines, {m.ids:,} distinct ids "
+                  f"({m.duplicates:,} repeated, {m.invalid:,} malformed); matched "
+                  f"{m.matched_ids:,} ids of {m.matched_people:,} people: match rate "
+                  f"{m.match_rate:.1%}; in the audience now: {aud.count('@' + name)}")
+    for e in m.errors[:10]:
+        err.print(f"  [yellow]{e}")
+    if m.invalid > len(m.errors[:10]):
+        err.print(f"  [yellow]... {m.invalid - len(m.errors[:10]):,} more malformed lines")
+
+
+@audience_app.command("sample")
+def audience_sample(ctx: typer.Context, expr: Annotated[str, typer.Argument()],
+                    k: Annotated[int, typer.Option("-k", min=1, help="How many.")] = 10,
+                    advertiser: Advertiser = "default") -> None:
+    """A random look at who is in an audience, with their main tags."""
+    aud = _audiences(ctx, advertiser)
+    try:
+        ids = aud.sample(expr, k)
+    except _AUDIENCE_ERRORS as exc:
+        _fail(exc)
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    rows = aud.tags.filter(pc.is_in(aud.tags["person_id"], pa.array(ids)))
+    cols = [c for c in ("person_id", "gender", "age", "city", "income_band", "owns_car",
+                        "intent.car.compact@90d") if c in rows.column_names]
+    t = Table()
+    for c in cols:
+        t.add_column(c)
+    for r in rows.select(cols).to_pylist():
+        t.add_row(*("" if v is None else str(v) for v in r.values()))
+    console.print(t)
+
+
+@audience_app.command("export")
+def audience_export(ctx: typer.Context, expr: Annotated[str, typer.Argument()],
+                    out: Annotated[Path, typer.Option("--out", "-o", help="CSV file to write.")],
+                    device_types: Annotated[str, typer.Option(
+                        help="Comma-separated device types.")] = "phone",
+                    advertiser: Advertiser = "default") -> None:
+    """Write the hashed device ids of an audience's devices (CSV: device_id, device_type)."""
+    import pyarrow.csv as pcsv
+
+    from allscene.storage.tables import TableStore
+
+    aud = _audiences(ctx, advertiser)
+    devices = TableStore(ctx.obj.data_dir / "derived").read("identity_devices")
+    try:
+        table = aud.export(expr, devices, tuple(device_types.split(",")))
+    except _AUDIENCE_ERRORS as exc:
+        _fail(exc)
+    pcsv.write_csv(table, out)
+    console.print(f"wrote {table.num_rows:,} hashed device ids to {out}")
 
 
 # --- events ---------------------------------------------------------------------------------

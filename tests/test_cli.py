@@ -66,3 +66,36 @@ def test_demo_never_clears_a_log_it_did_not_make(tmp_path):
     r = runner.invoke(app, ["--data", data, "demo", "--people", "50", "--days", "1"])
     assert r.exit_code == 2 and "another --data" in r.output
     assert (tmp_path / "d" / "log" / "precious").exists()
+
+
+def test_tags_and_audiences_from_the_command_line(tmp_path):
+    """A small world through import, tags and every audience command, errors included."""
+    import hashlib
+
+    import pyarrow.parquet as pq
+
+    data = str(tmp_path / "data")
+    run("--data", data, "world", "generate", "--people", "400", "--days", "3", "--workers", "1")
+    run("--data", data, "events", "import", str(tmp_path / "data" / "world" / "events"))
+    assert "tags of 400 people" in run("--data", data, "tags", "build")
+    assert "intent.car.compact" in run("tags", "catalog", "--json")
+    assert "resident county" in run("--data", data, "world", "score", "tags")
+    assert "people" in run("--data", data, "audience", "count", 'gender = "female"')
+    assert "< 50 people" in run("--data", data, "audience", "count",
+                                'gender = "female" and age = 30')
+    bad = runner.invoke(app, ["--data", data, "audience", "count", "age in 22.."])
+    assert bad.exit_code == 2 and "column 12" in bad.output
+    run("--data", data, "audience", "create", "men", 'gender = "male"', "-a", "acme")
+    other = runner.invoke(app, ["--data", data, "audience", "count", "@men", "-a", "globex"])
+    assert other.exit_code == 2 and "unknown audience '@men'" in other.output
+    phones = [d for d in pq.read_table(tmp_path / "data" / "world" / "truth" / "devices.parquet")
+              .to_pylist() if d["device_type"] == "phone"][:120]
+    lines = [hashlib.sha256(d["oaid"].encode()).hexdigest() for d in phones] + ["not-a-hash"]
+    (tmp_path / "pkg.txt").write_text("oaid_sha256\n" + "\n".join(lines) + "\n")
+    out = run("--data", data, "audience", "upload", "crm", str(tmp_path / "pkg.txt"), "-a", "acme")
+    assert "matched 120 ids of 120 people" in out and "line 122" in out
+    out = run("--data", data, "audience", "export", "@crm and @men", "-a", "acme",
+              "--out", str(tmp_path / "out.csv"))
+    assert (tmp_path / "out.csv").read_text().count("phone") >= 0
+    listing = run("--data", data, "audience", "list", "-a", "acme")
+    assert "crm" in listing and "men" in listing

@@ -182,7 +182,7 @@ class Profile(EventBase):
     """A person states facts about themselves: filling in the account profile, passing a
     real-name check (gender and birth year come from the ID card), or answering a member
     survey. Declared data: the platform prefers it to inference, but people may leave fields
-    out or, now and then, not tell the truth."""
+    out or, now and then, state something false."""
 
     category: ClassVar[str] = "active"
     require_one_of: ClassVar[tuple[tuple[str, ...], ...]] = (
