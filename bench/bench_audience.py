@@ -2,7 +2,9 @@
 
 Builds a synthetic tag table of ``--people`` people (age, monthly income in 100-CNY steps,
 car ownership, compact-car views in 90 days, gender, city tier), indexes it, and counts the
-Chevrolet stage-1 audience both ways, each the median of ``--repeat`` runs.
+Chevrolet stage-1 audience both ways, each the median of ``--repeat`` runs. The bitmap count
+is ``TagIndex.count`` on the expression's text (parsing included), which ends on a
+cardinality-only bitmap operation; building the audience's bitmap (``select``) is timed too.
 
 Goal (issue 4): on 10,000,000 people the bitmap count is >= 20x faster than SQL and < 10 ms.
 
@@ -26,10 +28,10 @@ from allscene.audiences.expr import parse
 from allscene.audiences.index import TagIndex
 
 EXPR = ("age in 22..39 and income in 6000..19999 and not owns_car "
-        "and interest.car.compact >= 3 in 90d")
+        "and intent.car.compact >= 3 in 90d")
 SQL = """SELECT count(*) FROM tags WHERE age BETWEEN 22 AND 39
          AND income BETWEEN 6000 AND 19999 AND NOT coalesce(owns_car, false)
-         AND "interest.car.compact@90d" >= 3"""
+         AND "intent.car.compact@90d" >= 3"""
 
 
 def synthetic_tags(n: int, seed: int = 1) -> pa.Table:
@@ -41,7 +43,7 @@ def synthetic_tags(n: int, seed: int = 1) -> pa.Table:
         "age": pa.array(rng.integers(18, 71, n)),
         "income": pa.array((np.round(rng.lognormal(9.0, 0.6, n) / 100) * 100).astype(np.int64)),
         "owns_car": pa.array(rng.random(n) < 0.35),
-        "interest.car.compact@90d": pa.array(views.astype(np.int64)),
+        "intent.car.compact@90d": pa.array(views.astype(np.int64)),
         "gender": pa.array(np.where(rng.random(n) < 0.5, "male", "female")),
         "city_tier": pa.array(rng.integers(1, 6, n)),
     })
@@ -68,23 +70,27 @@ def main() -> None:
     with console.status("building the bitmap index"):
         index = TagIndex.build(tags)
     build_s = time.perf_counter() - t
-    node = parse(EXPR)
-    index.check(node, EXPR)
-    n_bitmap, bitmap_s = timed(lambda: len(index.evaluate(node)), a.repeat)
+    index.check(parse(EXPR), EXPR)
+    n_bitmap, bitmap_s = timed(lambda: index.count(EXPR), a.repeat)
+    n_select, select_s = timed(lambda: len(index.select(EXPR)), a.repeat)
     con = duckdb.connect()
     con.register("tags", tags)
     (n_sql,), sql_s = timed(lambda: con.execute(SQL).fetchone(), a.repeat)
-    assert n_bitmap == n_sql, (n_bitmap, n_sql)
+    assert n_bitmap == n_select == n_sql, (n_bitmap, n_select, n_sql)
 
     table = Table(title=f"Chevrolet stage-1 audience over {a.people:,} people "
                         f"({n_bitmap:,} match; index built in {build_s:.1f}s)")
     for col in ("how", "median ms", "speed-up", "goal"):
         table.add_column(col, justify="right" if col != "how" else "left")
     table.add_row("DuckDB SQL over the tag table (baseline)", f"{sql_s * 1e3:.1f}", "1.0x", "")
-    table.add_row("Roaring bitmaps", f"{bitmap_s * 1e3:.2f}", f"{sql_s / bitmap_s:.1f}x",
+    table.add_row("Roaring bitmaps: count", f"{bitmap_s * 1e3:.2f}", f"{sql_s / bitmap_s:.1f}x",
                   ">= 20x and < 10 ms")
+    table.add_row("Roaring bitmaps: the audience's bitmap (select)", f"{select_s * 1e3:.2f}",
+                  f"{sql_s / select_s:.1f}x", "")
     console.print(table)
-    console.print(f"expression: {EXPR}")
+    met = bitmap_s < 0.010 and sql_s / bitmap_s >= 20
+    console.print(f"expression: {EXPR}\nindex build: {build_s:.1f} s; "
+                  f"goal {'met' if met else 'NOT met'}")
 
 
 if __name__ == "__main__":

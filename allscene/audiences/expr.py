@@ -8,7 +8,7 @@ Grammar (keywords are lower case; tags are dotted names)::
     cond     := TAG "in" NUMBER ".." NUMBER            range, inclusive     age in 22..39
               | TAG "in" "{" value ("," value)* "}"    set                  city_tier in {1, 2}
               | TAG OP value                           comparison           gender = "female"
-              | TAG OP NUMBER "in" DAYS                frequency in window  interest.car.compact >= 3 in 90d
+              | TAG OP NUMBER "in" DAYS                frequency in window  intent.car.compact >= 3 in 90d
               | "@" NAME                               another audience     @first_car_buyers
               | TAG                                    a yes/no tag         owns_car
     OP       := "=" | "!=" | ">=" | "<=" | ">" | "<"
@@ -20,9 +20,9 @@ row-by-row reference evaluator both walk it, and a test holds them to the same a
 Examples
 --------
 >>> tree = parse("age in 22..39 and income in 6000..19999 and not owns_car "
-...              "and interest.car.compact >= 3 in 90d")
+...              "and intent.car.compact >= 3 in 90d")
 >>> tree
-And(items=(Range(tag='age', lo=22, hi=39, pos=0), Range(tag='income', lo=6000, hi=19999, pos=18), Not(item=Flag(tag='owns_car', pos=48), pos=44), Freq(tag='interest.car.compact', op='>=', count=3, days=90, pos=61)), pos=0)
+And(items=(Range(tag='age', lo=22, hi=39, pos=0), Range(tag='income', lo=6000, hi=19999, pos=18), Not(item=Flag(tag='owns_car', pos=48), pos=44), Freq(tag='intent.car.compact', op='>=', count=3, days=90, pos=61)), pos=0)
 >>> parse("age in 22..")
 Traceback (most recent call last):
 ...

@@ -11,15 +11,15 @@ from allscene.audiences.index import MAX_VALUE_BITMAPS, TagIndex, evaluate_row
 
 EXPRESSIONS = [
     "age in 22..39 and income in 6000..19999 and not owns_car "
-    "and interest.car.compact >= 3 in 90d",
+    "and intent.car.compact >= 3 in 90d",
     "gender = \"female\" or city_tier in {1, 2}",
     "not (age >= 50 or gender != \"male\")",
-    "owns_car and interest.car.compact > 0 in 90d and income < 8000",
+    "owns_car and intent.car.compact > 0 in 90d and income < 8000",
     "city_tier in {3, 4, 5} and not (income >= 12000 and age <= 30)",
     "income = 7000 or income != 7000",
     "@seed and age in 18..29",
     "not @seed or owns_car",
-    "gender in {\"male\", \"female\"} and interest.car.compact <= 1 in 90d",
+    "gender in {\"male\", \"female\"} and intent.car.compact <= 1 in 90d",
     "age in 30.5..40",
 ]
 
@@ -30,13 +30,13 @@ def random_tags(n: int, seed: int) -> pa.Table:
     return pa.table({
         "person_id": [f"p{i}" for i in range(n)],
         "age": pa.array([maybe(rng.randint(18, 70)) for _ in range(n)], pa.int64()),
-        # more distinct values than the bitmap-per-value limit: the sorted-array path
+        # more distinct values than the bitmap-per-value limit: the bit-sliced index
         "income": pa.array([maybe(rng.randint(2000, 2000 + 3 * MAX_VALUE_BITMAPS))
                             for _ in range(n)], pa.int64()),
         "gender": pa.array([maybe(rng.choice(["male", "female"])) for _ in range(n)]),
         "city_tier": pa.array([maybe(rng.randint(1, 5)) for _ in range(n)], pa.int64()),
         "owns_car": pa.array([maybe(rng.random() < 0.3) for _ in range(n)], pa.bool_()),
-        "interest.car.compact@90d": pa.array([maybe(rng.choice([0, 0, 1, 2, 3, 5]))
+        "intent.car.compact@90d": pa.array([maybe(rng.choice([0, 0, 1, 2, 3, 5]))
                                               for _ in range(n)], pa.int64()),
     })
 
@@ -63,7 +63,7 @@ def test_bitmaps_agree_with_the_reference_evaluator(text, late):
     ("(age > 3", 9, "expected ')'"),
     ("age > 3 in 90", 12, "a window such as 90d"),
     ("age # 3", 5, "unexpected '#'"),
-    ("interest.car.compact >= 2.5 in 90d", 25, "must be a whole number"),
+    ("intent.car.compact >= 2.5 in 90d", 23, "must be a whole number"),
 ])
 def test_syntax_errors_point_at_the_column(text, column, message):
     with pytest.raises(ExprError) as err:
@@ -77,7 +77,7 @@ def test_unknown_tags_and_audiences_are_named_with_a_suggestion():
     index = TagIndex.build(random_tags(100, seed=2))
     with pytest.raises(ExprError, match=r"unknown tag 'agee' at column 20 \(did you mean 'age'\?\)"):
         index.select("gender = \"male\" or agee > 3")
-    with pytest.raises(ExprError, match=r"unknown tag 'interest.car.compact@30d' at column 1"):
-        index.select("interest.car.compact >= 1 in 30d")
+    with pytest.raises(ExprError, match=r"unknown tag 'intent.car.compact@30d' at column 1"):
+        index.select("intent.car.compact >= 1 in 30d")
     with pytest.raises(ExprError, match=r"unknown audience '@nobody' at column 13"):
         index.select("age > 3 and @nobody")
