@@ -24,6 +24,8 @@ bench: $(BIN)/.installed  ## benchmarks, each printed beside a baseline measured
 	$(BIN)/python bench/bench_ingest.py
 	$(BIN)/python bench/bench_world.py
 	$(BIN)/python bench/bench_audience.py
+	$(BIN)/python bench/bench_lookalike.py
+	$(BIN)/python bench/bench_tags.py
 
 clean:
 	rm -rf $(VENV)  # never the data directory: it holds the event log
