@@ -119,10 +119,13 @@ def world_score(ctx: typer.Context, what: Annotated[str, typer.Argument(
     from allscene.world import score
 
     store = TableStore(ctx.obj.data_dir / "derived")
-    if what not in ("identity", "tags"):
-        err.print(f"[red]cannot score {what!r} yet; scorable: identity, tags")
+    if what not in ("identity", "tags", "lookalike"):
+        err.print(f"[red]cannot score {what!r} yet; scorable: identity, tags, lookalike")
         raise typer.Exit(2)
     try:
+        if what == "lookalike":
+            _score_lookalike(store.read("tag_table"), store.read("consent"), ctx.obj.world_dir)
+            return
         if what == "identity":
             scores = score.score_identity(store.read("identity_devices"),
                                           store.read("identity_people"), ctx.obj.world_dir)
@@ -140,6 +143,34 @@ def world_score(ctx: typer.Context, what: Annotated[str, typer.Argument(
     for k, v in scores.items():
         t.add_row(k, f"{v:.3f}")
     console.print(t)
+
+
+def _score_lookalike(tags, consent, world: Path) -> None:
+    import warnings
+
+    import numpy as np
+
+    from allscene.world.score import score_lookalike
+
+    out = {r["person_id"] for r in consent.to_pylist() if r["personalized_ads"] is False}
+    opted = np.array([p in out for p in tags["person_id"].to_pylist()])
+    t = Table(title="lookalike from a seed of 30% of a hidden intent's holders: precision@N, "
+                    "N = the holders left outside the seed")
+    for col in ("hidden intent", "intent tags", "seed", "N", "random", "best one-tag rule",
+                "rule", "lookalike", "x random"):
+        t.add_column(col, justify="left" if col in ("hidden intent", "rule", "intent tags")
+                     else "right")
+    with warnings.catch_warnings(), err.status("expanding"):
+        warnings.simplefilter("ignore")
+        for intent in ("car_compact", "travel_booking", "phone_upgrade"):
+            for hide in ((), ("intent.",)):
+                s = score_lookalike(tags, opted, world, intent=intent, hide=hide)
+                t.add_row(intent, "hidden" if hide else "used", f"{s['seed']:,}", f"{s['n']:,}",
+                          f"{s['random']:.3f}", f"{s['rule_precision']:.3f}", s["rule"],
+                          f"{s['lookalike']:.3f}", f"{s['lookalike'] / s['random']:.1f}x")
+    console.print(t)
+    console.print("'hidden': neither the lookalike nor the rule may use the intent's own "
+                  "search counts (a seed defined by what the platform does not see).")
 
 
 def _print_tag_scores(rows: list[dict], place: dict[str, float]) -> None:
@@ -270,6 +301,8 @@ def tags_catalog(as_json: Annotated[bool, typer.Option("--json", help="Print JSO
 
 # --- audiences --------------------------------------------------------------------------------
 
+CHEVROLET_STAGE1 = ("age in 22..39 and income in 6000..19999 and intent.first_car "
+                    "and intent.car.compact >= 3 in 90d")
 Advertiser = Annotated[str, typer.Option("--advertiser", "-a", envvar="ALLSCENE_ADVERTISER",
                                          help="Whose audiences (each sees only its own).")]
 
@@ -381,6 +414,32 @@ def audience_upload(ctx: typer.Context, name: Annotated[str, typer.Argument()],
         err.print(f"  [yellow]{e}")
     if m.invalid > len(m.errors[:10]):
         err.print(f"  [yellow]... {m.invalid - len(m.errors[:10]):,} more malformed lines")
+
+
+@audience_app.command("lookalike")
+def audience_lookalike(ctx: typer.Context, seed: Annotated[str, typer.Argument(
+        help="The seed: @name or an expression.")],
+                       size: Annotated[int, typer.Option(min=1, help="People to find.")],
+                       name: Annotated[str | None, typer.Option(help="Save as @NAME.")] = None,
+                       method: Annotated[str | None, typer.Option(
+                           help="logistic (default), boosting or centroid.")] = None,
+                       advertiser: Advertiser = "default",
+                       replace: Annotated[bool, typer.Option(help="Replace one of that name.")] = False
+                       ) -> None:
+    """Expand a seed audience to the SIZE people outside it who look most like it."""
+    aud = _audiences(ctx, advertiser)
+    start = time.perf_counter()
+    try:
+        rows, scores = aud.lookalike(seed, size, name=name, method=method, replace=replace)
+    except _AUDIENCE_ERRORS as exc:
+        _fail(exc)
+    took = time.perf_counter() - start
+    where = f"saved as @{name}" if name else "not saved (give --name to keep it)"
+    if len(rows):
+        console.print(f"{len(rows):,} lookalikes of {seed} in {took:.1f}s, scores "
+                      f"{scores[0]:.3f} to {scores[-1]:.3f}; {where}")
+    else:
+        console.print(f"no one outside {seed} to expand to")
 
 
 @audience_app.command("sample")
@@ -621,6 +680,15 @@ def demo(ctx: typer.Context, people: Annotated[int, typer.Option(min=1)] = 2_000
     _stats(settings)
     console.rule("[bold]4. identity: people, not devices")
     identity_build(ctx)
+    console.rule("[bold]5. tags")
+    tags_build(ctx, reference=None)
+    console.rule("[bold]6. audiences: the Chevrolet stage-1 seed")
+    aud = _audiences(ctx, "chevrolet")
+    for name, expr in (("stage1_seed", CHEVROLET_STAGE1), ("compact_car_fans",
+                                                         "intent.car.compact >= 1 in 90d")):
+        console.print(f"@{name} = {expr}: {aud.create(name, expr, replace=True)} people")
+    rows, _ = aud.lookalike("@compact_car_fans", 200, name="compact_lookalike", replace=True)
+    console.print(f"@compact_lookalike: the {len(rows):,} people most like @compact_car_fans")
 
 
 def main() -> None:

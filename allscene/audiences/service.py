@@ -151,6 +151,29 @@ class Audiences:
             replace=replace)
         return match
 
+    def lookalike(self, seed_expr: str, size: int, *, name: str | None = None,
+                  method: str | None = None, replace: bool = False
+                  ) -> tuple[np.ndarray, np.ndarray]:
+        """The ``size`` people outside the seed audience most like it (rows and scores, best
+        first; see :mod:`allscene.audiences.lookalike`), saved as ``name`` if given. Nobody
+        who opted out is returned; a seed below the minimum size is refused."""
+        from allscene.audiences.lookalike import DEFAULT_METHOD, expand_lookalike
+
+        if name is not None:
+            check_name(name)
+            if not replace and self.store.get(self.advertiser, name) is not None:
+                raise AudienceError(f"audience '{name}' exists; choose another name or "
+                                    "replace it")
+        seed = self.usable(seed_expr, "expanded")
+        method = method or DEFAULT_METHOD
+        rows, scores = expand_lookalike(self.tags, seed, size, exclude=self.opted_out,
+                                        method=method)
+        if name is not None:
+            self.save_members(name, "lookalike", rows, scores,
+                              {"seed": seed_expr, "seed_people": len(seed), "size": size,
+                               "method": method}, replace=replace)
+        return rows, scores
+
     # --- using -------------------------------------------------------------------------
     def sample(self, expr: str, k: int = 10, seed: int = 0) -> list[str]:
         """Up to ``k`` people of the audience, drawn at random (for a look at who is in)."""

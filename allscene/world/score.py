@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -219,3 +220,60 @@ def score_resident_place(tags: pa.Table, world: Path) -> dict[str, float]:
             out[f"{group}_{name}"] = ok / max(len(members), 1)
         out[f"{group}_people"] = len(members)
     return out
+
+
+# --- lookalike -----------------------------------------------------------------------------
+
+def intent_positives(person_ids: list[str], world: Path, intent: str = "car_compact"
+                     ) -> np.ndarray:
+    """A mask over ``person_ids`` (the platform's, in tag-table order) of the people who
+    truly hold ``intent`` (a hidden purchase intent of the world)."""
+    person_of_account = {d["account_id"]: d["person_id"] for d in
+                         pq.read_table(world / "truth" / "devices.parquet").to_pylist()
+                         if d["device_type"] == "phone"}
+    holders = {p["person_id"] for p in pq.read_table(world / "truth" / "people.parquet")
+               .select(["person_id", f"intent_{intent}"]).to_pylist()
+               if p[f"intent_{intent}"] > 0}
+    return np.array([person_of_account.get(p) in holders for p in person_ids])
+
+
+def score_lookalike(tags: pa.Table, opted_out: np.ndarray, world: Path, *,
+                    intent: str = "car_compact", seed_share: float = 0.3, seed: int = 0,
+                    method: str | None = None, hide: tuple[str, ...] = ()
+                    ) -> dict[str, object]:
+    """Precision@N of a lookalike expansion from a seed of hidden-intent holders.
+
+    A random ``seed_share`` of the people who truly hold ``intent`` (and did not opt out) is
+    the seed; N is the number of holders left outside it. The expansion's precision@N is
+    set beside random selection (the holders' share among the candidates) and beside the
+    best single-tag rule's expected precision@N over the same candidates.
+
+    ``hide``: tag-column prefixes neither the lookalike nor the rule may use, e.g. the
+    intent's own search counts, to judge them on a seed whose defining behaviour the
+    platform does not see (people who bought at the advertiser's, say).
+    """
+    from allscene.audiences.lookalike import DEFAULT_METHOD, expand_lookalike
+    from allscene.audiences.quality import best_single_tag_rule, precision_at_n
+
+    ids = tags["person_id"].to_pylist()
+    hidden = tuple(c for c in tags.column_names if c.startswith(hide)) if hide else ()
+    positives = intent_positives(ids, world, intent)
+    eligible = ~np.asarray(opted_out, dtype=bool)
+    holders = np.flatnonzero(positives & eligible)
+    rng = np.random.default_rng(seed)
+    seed_rows = np.sort(rng.choice(holders, max(1, int(seed_share * len(holders))),
+                                   replace=False))
+    candidates = eligible.copy()
+    candidates[seed_rows] = False
+    n = int((positives & candidates).sum())
+    from pyroaring import BitMap
+
+    rows, _ = expand_lookalike(tags, seed_rows, n, exclude=BitMap(np.flatnonzero(~eligible)),
+                               method=method or DEFAULT_METHOD, exclude_columns=hidden)
+    rule = best_single_tag_rule(tags, positives, n, candidates=candidates,
+                                exclude_columns=("person_id", *hidden))
+    return {"intent": intent, "hidden": ",".join(hide), "seed": len(seed_rows), "n": n,
+            "candidates": int(candidates.sum()), "method": method or DEFAULT_METHOD,
+            "lookalike": precision_at_n(rows, positives),
+            "random": float(positives[candidates].mean()),
+            "rule": str(rule), "rule_precision": rule.expected_precision}
