@@ -687,8 +687,12 @@ def demo(ctx: typer.Context, people: Annotated[int, typer.Option(min=1)] = 2_000
     for name, expr in (("stage1_seed", CHEVROLET_STAGE1), ("compact_car_fans",
                                                          "intent.car.compact >= 1 in 90d")):
         console.print(f"@{name} = {expr}: {aud.create(name, expr, replace=True)} people")
-    rows, _ = aud.lookalike("@compact_car_fans", 200, name="compact_lookalike", replace=True)
-    console.print(f"@compact_lookalike: the {len(rows):,} people most like @compact_car_fans")
+    if aud.count("@compact_car_fans").usable:
+        rows, _ = aud.lookalike("@compact_car_fans", 200, name="compact_lookalike", replace=True)
+        console.print(f"@compact_lookalike: the {len(rows):,} people most like "
+                      "@compact_car_fans")
+    else:
+        console.print("@compact_car_fans is too small to expand in a world this size")
 
 
 def main() -> None:

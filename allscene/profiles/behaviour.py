@@ -56,15 +56,16 @@ def _windows(catalog: Catalog, group: str) -> list[int]:
     return sorted({d for t in catalog.group(group) for d in t.windows})
 
 
-def _text(events: ibis.Table, devices: ibis.Table) -> ibis.Table:
+def text_rows(events: ibis.Table, devices: ibis.Table) -> ibis.Table:
+    """``person_id, ts, text``: what people searched for and the titles of what they read
+    (the intent pipelines read it several times: cache it)."""
     rows = personal(events, devices, ["search", "content_view"])
     return rows.select("person_id", "ts", text=ibis.coalesce(rows.query, rows.title, ""))
 
 
-def intent_counts(events: ibis.Table, devices: ibis.Table, as_of: dt.datetime,
-                  catalog: Catalog) -> ibis.Table:
-    """``person_id, tag, last, n<d>...``: searches and views matching each intent's keywords."""
-    text = _text(events, devices)
+def intent_counts(text: ibis.Table, as_of: dt.datetime, catalog: Catalog) -> ibis.Table:
+    """``person_id, tag, last, n<d>...``: searches and views (:func:`text_rows`) matching
+    each intent's keywords."""
     parts = []
     for tag in catalog.group("intent"):
         if not tag.keywords:
@@ -75,17 +76,15 @@ def intent_counts(events: ibis.Table, devices: ibis.Table, as_of: dt.datetime,
     return window_counts(union, ["person_id", "tag"], as_of, _windows(catalog, "intent"))
 
 
-def price_mentions(events: ibis.Table, devices: ibis.Table) -> ibis.Table:
+def price_mentions(text: ibis.Table) -> ibis.Table:
     """``person_id, band, n``: car prices a person searched for or read about (a model's
-    list-price band, or a price such as "8到10万")."""
-    text = _text(events, devices)
+    list-price band, or a price such as "8到10万"; the first named in a text counts)."""
     cars = car_models()
     names = list(zip(cars["model_zh"].to_pylist(), cars["price_band"].to_pylist(), strict=True))
     names += list(PRICE_PHRASES.items())
-    parts = [text.filter(text.text.contains(name)).select("person_id", band=ibis.literal(band))
-             for name, band in names]
-    union = functools.reduce(lambda a, b: a.union(b, distinct=False), parts)
-    return union.group_by(["person_id", "band"]).agg(n=_.count())
+    band = ibis.cases(*((text.text.contains(name), b) for name, b in names), else_=None)
+    hits = text.select("person_id", band=band).filter(_.band.notnull())
+    return hits.group_by(["person_id", "band"]).agg(n=_.count())
 
 
 def car_evidence(events: ibis.Table, devices: ibis.Table) -> ibis.Table:
@@ -165,8 +164,9 @@ def behaviour_tags(ev: dict[str, pa.Table], devices: pa.Table, people: pa.Table,
                     add(r["person_id"], f"{tag.name}@{d}d", r[f"n{d}"])
             if tag.name in CAR_INTENTS:
                 car_n[r["person_id"]] = car_n.get(r["person_id"], 0) + r[f"n{max(tag.windows)}"]
+                seen = r["last"] if r["last"].tzinfo else r["last"].replace(tzinfo=dt.UTC)
                 last = car_last.get(r["person_id"])
-                car_last[r["person_id"]] = r["last"] if last is None else max(last, r["last"])
+                car_last[r["person_id"]] = seen if last is None else max(last, seen)
     for p, last in car_last.items():
         add(p, "intent.car.recency_days", (as_of - last).days)
     owners: set[str] = set()

@@ -44,8 +44,15 @@ def _as_table(con, name: str, table: pa.Table) -> ibis.Table:
     if con is None:
         return ibis.memtable(table)
     if con.name == "pyspark":
-        df = con._session.createDataFrame(table.to_pandas(types_mapper=None))
-        df.createOrReplaceTempView(name)
+        # Through Parquet, not pandas: pandas turns a missing string into NaN, which Spark
+        # would take for a value.
+        import tempfile
+
+        import pyarrow.parquet as pq
+
+        path = f"{tempfile.mkdtemp(prefix='allscene-')}/{name}.parquet"
+        pq.write_table(table, path)
+        con._session.read.parquet(path).createOrReplaceTempView(name)
         return con.table(name)
     return con.create_table(name, table, temp=True, overwrite=True)
 
@@ -61,6 +68,8 @@ def build_tags(events: ibis.Table, devices: pa.Table, people: pa.Table, referenc
     catalog = catalog or load_catalog()
     if as_of is None:
         as_of = events.ts.max().to_pyarrow().as_py()
+    if as_of.tzinfo is None:  # Spark returns UTC timestamps without their zone
+        as_of = as_of.replace(tzinfo=dt.UTC)
     evidence = collect_evidence(events, devices, reference, as_of=as_of, catalog=catalog,
                                 on_step=on_step)
     return finish_tags(evidence, devices, people, reference, as_of=as_of, catalog=catalog,
@@ -90,8 +99,9 @@ def collect_evidence(events: ibis.Table, devices: pa.Table, reference: Reference
     for k, v in evid.items():
         run(f"place_{k}", v)
     run("interests", behaviour.interest_counts(events, dev, as_of, catalog))
-    run("intents", behaviour.intent_counts(events, dev, as_of, catalog))
-    run("prices", behaviour.price_mentions(events, dev))
+    text = behaviour.text_rows(events, dev).cache()
+    run("intents", behaviour.intent_counts(text, as_of, catalog))
+    run("prices", behaviour.price_mentions(text))
     run("car", behaviour.car_evidence(events, dev))
     for k, v in {**behaviour.lifestyle_evidence(events, dev),
                  **behaviour.household_evidence(events, dev)}.items():

@@ -77,8 +77,10 @@ def place_evidence(events: ibis.Table, devices: ibis.Table, geoip: ibis.Table,
     j = j.left_join(tw, j.cell_id == tw.cid).drop("cid")
     j = j.left_join(gr, (j.glat == gr.ga) & (j.glon == gr.go)).drop("ga", "go")
     night = (j.hour >= NIGHT[0]) | (j.hour < NIGHT[1])
+    # Read by every answer below: computed once (a temporary table on DuckDB, a persisted
+    # frame on Spark).
     j = j.mutate(night=night, daytime=(j.dow < 5) & (j.hour >= WORK_HOURS[0])
-                 & (j.hour < WORK_HOURS[1]))
+                 & (j.hour < WORK_HOURS[1])).cache()
 
     def votes(t: ibis.Table) -> ibis.Table:
         cols = ["person_id", "day", "night", "daytime", "network", "prefix"]

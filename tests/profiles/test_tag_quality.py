@@ -17,11 +17,12 @@ def scores(tags, world):
 def test_gender_and_age_band_are_precise_at_high_coverage(scores):
     g, a = scores["gender"], scores["age_band"]
     assert g["coverage"] >= 0.8 and g["precision"] >= 0.85
-    # 3,000 people leave the age model fewer declared examples than 100,000 do.
-    assert a["coverage"] >= 0.75 and a["precision"] >= 0.85
+    # 3,000 people leave the age model fewer declared examples than 100,000 do (there:
+    # coverage 0.83 at precision 0.89, printed by bench/bench_tags.py).
+    assert a["coverage"] >= 0.7 and a["precision"] >= 0.85
     # Inference adds people beyond those who declared, and is better than chance.
     assert g["people_inferred"] > 300 and g["precision_inferred"] > 0.7
-    assert a["people_inferred"] > 100 and a["precision_inferred"] > 0.4
+    assert a["people_inferred"] > 100 and a["precision_inferred"] > 0.5
 
 
 def test_declared_values_win_over_inferred_ones(tags):
