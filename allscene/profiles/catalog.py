@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import csv
 import functools
+import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -78,10 +80,35 @@ def _read(name: str) -> str:
     return resources.files("allscene.profiles").joinpath(name).read_text(encoding="utf-8")
 
 
+IAB_ENV = "ALLSCENE_IAB_DIR"
+
+
+def iab_dir() -> Path:
+    """The IAB taxonomies: ``$ALLSCENE_IAB_DIR``, else ``shared/data/iab_taxonomies`` beside
+    the repository (third-party data is read where it is kept, not copied in)."""
+    if os.environ.get(IAB_ENV):
+        found = Path(os.environ[IAB_ENV])
+    else:
+        here = Path(__file__).resolve()
+        found = next((p / "shared" / "data" / "iab_taxonomies" for p in here.parents
+                      if (p / "shared" / "data" / "iab_taxonomies").is_dir()), Path())
+    if not (found / "Audience Taxonomies").is_dir():
+        raise FileNotFoundError(
+            f"IAB taxonomies not found (looked for shared/data/iab_taxonomies beside the "
+            f"repository); set {IAB_ENV} to the folder holding 'Audience Taxonomies' and "
+            "'Content Taxonomies'")
+    return found
+
+
+def _read_iab(*parts: str) -> str:
+    return iab_dir().joinpath(*parts).read_text(encoding="utf-8")
+
+
 @functools.lru_cache(maxsize=1)
 def audience_taxonomy() -> dict[int, str]:
     """IAB Audience Taxonomy 1.1: unique id → condensed name."""
-    rows = csv.reader(_read("data/iab/audience_1.1.tsv").splitlines(), delimiter="\t")
+    rows = csv.reader(_read_iab("Audience Taxonomies", "Audience Taxonomy 1.1.tsv")
+                      .splitlines(), delimiter="\t")
     next(rows)
     return {int(r[1]): r[3].strip() for r in rows if len(r) > 3 and r[1].strip().isdigit()}
 
@@ -89,7 +116,8 @@ def audience_taxonomy() -> dict[int, str]:
 @functools.lru_cache(maxsize=1)
 def content_taxonomy() -> dict[str, tuple[str, str]]:
     """IAB Content Taxonomy 3.1: unique id → (parent id or '', name)."""
-    rows = list(csv.reader(_read("data/iab/content_3.1.tsv").splitlines(), delimiter="\t"))
+    rows = list(csv.reader(_read_iab("Content Taxonomies", "Content Taxonomy 3.1.tsv")
+                           .splitlines(), delimiter="\t"))
     return {r[0].strip(): (r[1].strip(), r[2].strip()) for r in rows[2:] if r and r[0].strip()}
 
 

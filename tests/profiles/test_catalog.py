@@ -1,6 +1,5 @@
 """The tag catalog: every entry checked, IAB ids real, bad catalogs refused by name."""
 
-import filecmp
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,6 @@ from allscene.profiles.catalog import (
 )
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "iab_taxonomies"
-DATA = Path(__file__).resolve().parents[2] / "allscene" / "profiles" / "data" / "iab"
 
 
 def test_catalog_covers_the_issue():
@@ -46,12 +44,13 @@ def test_interests_follow_the_content_taxonomy_tree():
     assert "interest.sports" in m["547"]  # Basketball
 
 
-@pytest.mark.skipif(not SHARED.exists(), reason="shared/ is not beside the repository")
-def test_vendored_taxonomies_are_the_shared_copies():
-    assert filecmp.cmp(DATA / "audience_1.1.tsv",
-                       SHARED / "Audience Taxonomies" / "Audience Taxonomy 1.1.tsv", shallow=False)
-    assert filecmp.cmp(DATA / "content_3.1.tsv",
-                       SHARED / "Content Taxonomies" / "Content Taxonomy 3.1.tsv", shallow=False)
+def test_taxonomies_are_read_from_shared_data_or_the_env(monkeypatch, tmp_path):
+    from allscene.profiles.catalog import IAB_ENV, iab_dir
+
+    assert iab_dir() == SHARED
+    monkeypatch.setenv(IAB_ENV, str(tmp_path))
+    with pytest.raises(FileNotFoundError, match=IAB_ENV):
+        iab_dir()
 
 
 @pytest.mark.parametrize("text, message", [
