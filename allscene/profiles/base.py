@@ -12,6 +12,7 @@ import datetime as dt
 from collections.abc import Sequence
 
 import ibis
+import pyarrow as pa
 from ibis import _
 
 TZ_HOURS = 8
@@ -50,7 +51,33 @@ def window_counts(t: ibis.Table, keys: Sequence[str], as_of: dt.datetime,
     return t.group_by(list(keys)).agg(last=t.ts.max(), **aggs)
 
 
-def long_rows(person_id, tag, value, confidence, source) -> dict[str, list]:
-    """Columns of the long tag table (``person_id, tag, value, confidence, source``)."""
-    return {"person_id": list(person_id), "tag": list(tag), "value": list(value),
-            "confidence": list(confidence), "source": list(source)}
+ROWS_SCHEMA = pa.schema([("person_id", pa.string()), ("tag", pa.string()),
+                        ("value", pa.string()), ("confidence", pa.float64()),
+                        ("source", pa.string())])
+"""Tag rows as the finishing code makes them (``as_of`` is added once, at the end)."""
+
+
+class TagRows:
+    """Tag rows collected one at a time, as columns.
+
+    Examples
+    --------
+    >>> rows = TagRows()
+    >>> rows.add("p1", "age", 31, 0.97531, "declared:account")
+    >>> rows.table().to_pylist()
+    [{'person_id': 'p1', 'tag': 'age', 'value': '31', 'confidence': 0.9753, 'source': 'declared:account'}]
+    """
+
+    def __init__(self) -> None:
+        self.cols: dict[str, list] = {name: [] for name in ROWS_SCHEMA.names}
+
+    def add(self, person_id: str, tag: str, value, confidence: float = 1.0,
+            source: str = "observed") -> None:
+        self.cols["person_id"].append(person_id)
+        self.cols["tag"].append(tag)
+        self.cols["value"].append(str(value))
+        self.cols["confidence"].append(round(float(confidence), 4))
+        self.cols["source"].append(source)
+
+    def table(self) -> pa.Table:
+        return pa.table(self.cols, schema=ROWS_SCHEMA)

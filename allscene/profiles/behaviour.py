@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 from ibis import _
 
-from allscene.profiles.base import local, personal, top, window_counts
+from allscene.profiles.base import TagRows, local, personal, top, window_counts
 from allscene.profiles.catalog import Catalog, content_interests
 
 RUN_BPM = 130  # a heart rate only running (or hard exercise) reaches
@@ -142,17 +142,10 @@ def household_evidence(events: ibis.Table, devices: ibis.Table) -> dict[str, ibi
 
 
 def behaviour_tags(ev: dict[str, pa.Table], devices: pa.Table, people: pa.Table,
-                   as_of: dt.datetime, catalog: Catalog) -> dict[str, list]:
-    """Long tag rows (as column lists) from the collected evidence tables ``ev``."""
-    out: dict[str, list] = {"person_id": [], "tag": [], "value": [], "confidence": [],
-                            "source": []}
-
-    def add(p, tag, value, conf=1.0, source="observed"):
-        out["person_id"].append(p)
-        out["tag"].append(tag)
-        out["value"].append(str(value))
-        out["confidence"].append(conf)
-        out["source"].append(source)
+                   as_of: dt.datetime, catalog: Catalog) -> pa.Table:
+    """Tag rows from the collected evidence tables ``ev``."""
+    rows = TagRows()
+    add = rows.add
 
     car_last: dict[str, dt.datetime] = {}
     car_n: dict[str, int] = {}
@@ -196,7 +189,7 @@ def behaviour_tags(ev: dict[str, pa.Table], devices: pa.Table, people: pa.Table,
             add(p, "intent.car.price_band", band, round(m[band] / sum(m.values()), 4))
     _lifestyle(ev, add)
     _devices(devices, people, ev, add)
-    return out
+    return rows.table()
 
 
 def _lifestyle(ev: dict[str, pa.Table], add) -> None:

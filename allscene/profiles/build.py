@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from allscene.profiles import behaviour, demographics, places
+from allscene.profiles.base import TagRows
 from allscene.profiles.catalog import Catalog, load_catalog
 
 LONG_SCHEMA = pa.schema([("person_id", pa.string()), ("tag", pa.string()),
@@ -118,14 +119,12 @@ def finish_tags(collect: dict[str, pa.Table], devices: pa.Table, people: pa.Tabl
     on_step("observed tags")
     parts = [places.place_tags({k[6:]: v for k, v in collect.items() if k.startswith("place_")},
                                reference.regions)]
-    parts.append(pa.table(behaviour.behaviour_tags(collect, devices, people, as_of, catalog),
-                          schema=places.LONG_SCHEMA))
+    parts.append(behaviour.behaviour_tags(collect, devices, people, as_of, catalog))
     observed = pa.concat_tables(parts)
     on_step("inferring demographics")
     extra = _extras(people, observed)
-    parts.append(pa.table(demographics.demographic_tags(people, collect["declared"],
-                                                        collect["features"], extra, as_of),
-                          schema=places.LONG_SCHEMA))
+    parts.append(demographics.demographic_tags(people, collect["declared"],
+                                               collect["features"], extra, as_of))
     long = pa.concat_tables(parts)
     long = _price_band_by_income(long)
     long = long.append_column("as_of", pa.array([as_of] * long.num_rows,
@@ -181,19 +180,16 @@ def _price_band_by_income(long: pa.Table) -> pa.Table:
         else:
             car.add(p)
     edges = [50, 80, 100, 150, 250]
-    add = {"person_id": [], "tag": [], "value": [], "confidence": [], "source": []}
+    add = TagRows()
     for p in sorted(car & income.keys()):
         k = int(np.digitize(income[p][0] * 14 / 1000, edges))
-        add["person_id"].append(p)
-        add["tag"].append("intent.car.price_band")
-        add["value"].append(behaviour.PRICE_BANDS[k])
-        add["confidence"].append(round(0.8 * income[p][1], 4))
-        add["source"].append("inferred")
-    by_income = set(add["person_id"])
+        add.add(p, "intent.car.price_band", behaviour.PRICE_BANDS[k], 0.8 * income[p][1],
+                "inferred")
+    by_income = set(add.cols["person_id"])
     keep = pc.invert(pc.and_(pc.equal(long["tag"], "intent.car.price_band"),
                              pc.is_in(long["person_id"], pa.array(sorted(by_income),
                                                                   pa.string()))))
-    return pa.concat_tables([long.filter(keep), pa.table(add, schema=places.LONG_SCHEMA)])
+    return pa.concat_tables([long.filter(keep), add.table()])
 
 
 def wide_tags(long: pa.Table, people: list[str] | None = None,

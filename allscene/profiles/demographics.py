@@ -27,7 +27,7 @@ import numpy as np
 import pyarrow as pa
 from ibis import _
 
-from allscene.profiles.base import local, personal
+from allscene.profiles.base import TagRows, local, personal
 
 SOURCE_CONFIDENCE = {"real_name": 0.99, "account": 0.9, "survey": 0.9}
 SOURCE_PRIORITY = {"real_name": 0, "account": 1, "survey": 2}
@@ -315,7 +315,7 @@ def infer_income(x: np.ndarray, log_income: np.ndarray, seed: int = 0
 
 
 def demographic_tags(people: pa.Table, stated_rows: pa.Table, counts: pa.Table,
-                     extra: dict[str, np.ndarray], as_of: dt.datetime) -> dict[str, list]:
+                     extra: dict[str, np.ndarray], as_of: dt.datetime) -> pa.Table:
     """Long tag rows of gender, age, age band, education, income and income band."""
     ids = people["person_id"].to_pylist()
     stated: dict[str, dict[str, str]] = {}
@@ -325,15 +325,8 @@ def demographic_tags(people: pa.Table, stated_rows: pa.Table, counts: pa.Table,
         source[(r["person_id"], r["field"])] = r["source"]
     extra = {**extra, **household_extras(people, stated, as_of.year)}
     x, _cols = feature_matrix(ids, counts, extra)
-    out: dict[str, list] = {"person_id": [], "tag": [], "value": [], "confidence": [],
-                            "source": []}
-
-    def add(p, tag, value, conf, src):
-        out["person_id"].append(p)
-        out["tag"].append(tag)
-        out["value"].append(str(value))
-        out["confidence"].append(round(float(conf), 4))
-        out["source"].append(src)
+    rows = TagRows()
+    add = rows.add
 
     year = as_of.year
     label = {
@@ -401,4 +394,4 @@ def demographic_tags(people: pa.Table, stated_rows: pa.Table, counts: pa.Table,
                 lo, hi = ibounds[value]
                 v = int(np.clip(round(math.exp(inc_hat[i]) / 100) * 100, lo, hi))
                 add(p, "income", v, conf, "inferred")
-    return out
+    return rows.table()

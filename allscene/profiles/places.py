@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 from ibis import _
 
-from allscene.profiles.base import local, personal, top
+from allscene.profiles.base import TagRows, local, personal, top
 
 GRID = 100  # cells per degree: 0.01° (about 1 km)
 NIGHT = (22, 6)  # local hours [from, to)
@@ -122,15 +122,8 @@ def place_tags(evidence: dict[str, pa.Table], regions: pa.Table) -> pa.Table:
     Confidence is the share of the vote weight that went to the winner.
     """
     reg = {r["county_code"]: r for r in regions.to_pylist()}
-    out: dict[str, list] = {"person_id": [], "tag": [], "value": [], "confidence": [],
-                            "source": []}
-
-    def add(p, tag, value, conf, source="observed"):
-        out["person_id"].append(p)
-        out["tag"].append(tag)
-        out["value"].append(value)
-        out["confidence"].append(conf)
-        out["source"].append(source)
+    rows = TagRows()
+    add = rows.add
 
     for name, tag in (("home", "home_county"), ("work", "work_county"),
                       ("home_ip", "home_county_ip")):
@@ -145,9 +138,4 @@ def place_tags(evidence: dict[str, pa.Table], regions: pa.Table) -> pa.Table:
                 add(r["person_id"], "city", g["city_code"], conf)
                 add(r["person_id"], "province", g["province_code"], conf)
                 add(r["person_id"], "city_tier", str(g["city_tier"]), conf)
-    return pa.table(out, schema=LONG_SCHEMA)
-
-
-LONG_SCHEMA = pa.schema([("person_id", pa.string()), ("tag", pa.string()),
-                         ("value", pa.string()), ("confidence", pa.float64()),
-                         ("source", pa.string())])
+    return rows.table()

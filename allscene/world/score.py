@@ -74,6 +74,14 @@ def score_identity(devices: pa.Table, people: pa.Table, world: Path) -> dict[str
     }
 
 
+def _person_of_account(world: Path) -> dict[str, str]:
+    """The world's person behind each platform person id (the account their phone signs in
+    to)."""
+    phones = pq.read_table(world / "truth" / "devices.parquet",
+                           columns=["account_id", "person_id", "device_type"]).to_pylist()
+    return {d["account_id"]: d["person_id"] for d in phones if d["device_type"] == "phone"}
+
+
 # --- tags ---------------------------------------------------------------------------------
 
 _AGE_EDGES = (25, 35, 45, 55, 65)
@@ -157,9 +165,7 @@ def score_tags(tags: pa.Table, world: Path) -> list[dict[str, object]]:
     people = pq.read_table(world / "truth" / "people.parquet").to_pylist()
     households = {h["household_id"]: h for h in
                   pq.read_table(world / "truth" / "households.parquet").to_pylist()}
-    person_of_account = {d["account_id"]: d["person_id"] for d in
-                         pq.read_table(world / "truth" / "devices.parquet").to_pylist()
-                         if d["device_type"] == "phone"}
+    person_of_account = _person_of_account(world)
     prime = {p["household_id"] for p in people if p["tv_prime_time"]}
     truth = {p["person_id"]: _truth_values(p, households.get(p["household_id"], {}))
              | {"household.tv_prime_time": "true" if p["household_id"] in prime
@@ -204,9 +210,7 @@ def score_resident_place(tags: pa.Table, world: Path) -> dict[str, float]:
     """Home county accuracy of the combined method and of IP alone, for everyone and for
     cross-district commuters (who live in one district and work in another)."""
     people = pq.read_table(world / "truth" / "people.parquet").to_pylist()
-    person_of_account = {d["account_id"]: d["person_id"] for d in
-                         pq.read_table(world / "truth" / "devices.parquet").to_pylist()
-                         if d["device_type"] == "phone"}
+    person_of_account = _person_of_account(world)
     got: dict[str, dict[str, str]] = defaultdict(dict)
     for pid, tag, value in zip(*(tags[c].to_pylist() for c in ("person_id", "tag", "value")),
                                strict=True):
@@ -228,9 +232,7 @@ def intent_positives(person_ids: list[str], world: Path, intent: str = "car_comp
                      ) -> np.ndarray:
     """A mask over ``person_ids`` (the platform's, in tag-table order) of the people who
     truly hold ``intent`` (a hidden purchase intent of the world)."""
-    person_of_account = {d["account_id"]: d["person_id"] for d in
-                         pq.read_table(world / "truth" / "devices.parquet").to_pylist()
-                         if d["device_type"] == "phone"}
+    person_of_account = _person_of_account(world)
     holders = {p["person_id"] for p in pq.read_table(world / "truth" / "people.parquet")
                .select(["person_id", f"intent_{intent}"]).to_pylist()
                if p[f"intent_{intent}"] > 0}
