@@ -186,7 +186,11 @@ class ParquetEventLog:
         self._max_index = max_index_entries
         self._db_engine = duckdb.connect()
         self._db_engine.execute("SET preserve_insertion_order = false")
-        with self._db() as db:
+        # WAL is a property of the file: switching to it needs an exclusive lock that SQLite's
+        # busy timeout does not wait for, so two processes opening a new log at once could see
+        # "database is locked". Set it once, holding the writer lock.
+        with self._writer(), self._db() as db:
+            db.execute("PRAGMA journal_mode=WAL")
             db.executescript(_CATALOG)
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
@@ -200,7 +204,6 @@ class ParquetEventLog:
     def _db(self) -> Iterator[sqlite3.Connection]:
         db = sqlite3.connect(self._catalog_path, timeout=60, isolation_level=None)
         try:
-            db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
             yield db
         finally:
