@@ -40,15 +40,18 @@ FIELDS: dict[str, dict[str, Any]] = {
     "ad_click": {"request_id": "r1", "placement_id": "lock_screen", "campaign_id": "c1",
                  "creative_id": "cr1", "advertiser_id": "a1"},
     "ad_conversion": {"advertiser_id": "a1", "conversion_type": "lead", "campaign_id": "c1"},
+    "scene_enter": {"account_id": "acc1", "scene": "commute_taxi", "trigger_event_id": "e1"},
+    "scene_exit": {"account_id": "acc1", "scene": "commute_taxi"},
     "consent": {"personalized_ads": False},
 }
+DEVICELESS = ("weather", "scene_enter", "scene_exit")
 
 
 def event(kind: str, i: int = 0, /, **over: Any) -> dict[str, Any]:
     """A valid event of ``kind``; ``over`` replaces fields (``None`` removes one)."""
     e: dict[str, Any] = {"event_id": f"{kind}-{i}", "ts": (T0 + dt.timedelta(minutes=i)).isoformat(),
                          "kind": kind, "device_id": f"dev{i % 7}", "device_type": "phone"}
-    if kind == "weather":
+    if kind in DEVICELESS:
         del e["device_id"], e["device_type"]
     if kind in ("steps", "heart_rate"):
         e["device_type"] = "band"

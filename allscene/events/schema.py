@@ -204,7 +204,8 @@ class Location(EventBase):
     ``lat``/``lon`` only when a GPS fix was available."""
 
     category: ClassVar[str] = "passive"
-    require_one_of: ClassVar[tuple[tuple[str, ...], ...]] = (("ip", "cell_id", "lat"),)
+    require_one_of: ClassVar[tuple[tuple[str, ...], ...]] = (
+        ("ip", "cell_id", "lat", "speed_mps"),)
     together: ClassVar[tuple[tuple[str, ...], ...]] = (("lat", "lon"),)
     kind: Literal["location"]
     ip: Annotated[str, Field(min_length=2, max_length=45)] | None = None
@@ -213,6 +214,8 @@ class Location(EventBase):
     lat: Annotated[float, Field(ge=-90, le=90)] | None = None
     lon: Annotated[float, Field(ge=-180, le=180)] | None = None
     accuracy_m: Annotated[float, Field(ge=0, le=100_000)] | None = None
+    speed_mps: Annotated[float, Field(ge=0, le=350)] | None = None
+    """Ground speed of the fix in metres per second, when the device reports one."""
 
 
 class WifiConnect(EventBase):
@@ -331,6 +334,34 @@ class AdConversion(EventBase):
     value: Money | None = None
 
 
+# --- moment: what the scene engine derived -------------------------------------------------
+
+class _SceneEvent(EventBase):
+    """Written by the scene engine, not sent by a device: ``device_id`` and ``device_type``
+    are empty, ``account_id`` is the person (a person's id is their account id)."""
+
+    category: ClassVar[str] = "moment"
+    device_id: None = None  # type: ignore[assignment]
+    device_type: None = None  # type: ignore[assignment]
+    account_id: Id
+    scene: Name
+    trigger_event_id: Id | None = None
+
+
+class SceneEnter(_SceneEvent):
+    """A person entered a scene of the catalog; ``trigger_event_id`` is the event that was
+    processed when it happened."""
+
+    kind: Literal["scene_enter"]
+
+
+class SceneExit(_SceneEvent):
+    """A person left a scene: ``until`` held at ``trigger_event_id``, or, with no trigger,
+    the scene's hold ran out at ``ts``."""
+
+    kind: Literal["scene_exit"]
+
+
 # --- consent ----------------------------------------------------------------------------------
 
 class Consent(EventBase):
@@ -344,7 +375,7 @@ class Consent(EventBase):
 MODELS: tuple[type[EventBase], ...] = (
     Search, ContentView, AppOpen, Purchase, FinanceActivity, SocialPost, VoiceCommand, Login,
     Pairing, Profile, Location, WifiConnect, BluetoothConnect, Steps, HeartRate, TvWatch, DeviceState,
-    Weather, AdDecision, AdImpression, AdClick, AdConversion, Consent,
+    Weather, AdDecision, AdImpression, AdClick, AdConversion, SceneEnter, SceneExit, Consent,
 )
 BY_KIND: dict[str, type[EventBase]] = {
     get_args(m.model_fields["kind"].annotation)[0]: m for m in MODELS

@@ -12,9 +12,11 @@ def test_every_kind_of_design_is_modelled_with_a_category():
     design = {"search", "content_view", "app_open", "purchase", "finance_activity",
               "social_post", "voice_command", "login", "pairing", "profile", "location", "wifi_connect",
               "bluetooth_connect", "steps", "heart_rate", "tv_watch", "device_state", "weather",
-              "ad_decision", "ad_impression", "ad_click", "ad_conversion", "consent"}
+              "ad_decision", "ad_impression", "ad_click", "ad_conversion", "scene_enter",
+              "scene_exit", "consent"}
     assert set(schema.KINDS) == design == set(FIELDS)
-    assert set(schema.CATEGORIES.values()) == {"active", "passive", "context", "ad", "consent"}
+    assert set(schema.CATEGORIES.values()) == {"active", "passive", "context", "ad", "moment",
+                                               "consent"}
 
 
 @pytest.mark.parametrize("kind", schema.KINDS)
@@ -59,7 +61,7 @@ def test_errors_name_the_event_the_field_and_the_reason(mutation, expected):
 def test_group_rules_location_needs_a_place_and_lat_lon_pairs():
     v = JsonValidator(now=NOW)
     nothing = v.validate_obj(event("location", ip=None, cell_id=None, lat=None, lon=None))
-    assert nothing.errors == ["ip, cell_id, lat: at least one is required"]
+    assert nothing.errors == ["ip, cell_id, lat, speed_mps: at least one is required"]
     half = v.validate_obj(event("location", lon=None))
     assert half.errors == ["lat, lon: must be given together"]
 
