@@ -96,8 +96,12 @@ class Ingestor:
 
     def __init__(self, log: ParquetEventLog, *, now: dt.datetime | None = None,
                  max_future: dt.timedelta = MAX_FUTURE, max_bytes: int = MAX_EVENT_BYTES,
-                 batch_rows: int = 50_000):
+                 batch_rows: int = 50_000,
+                 on_stored: Callable[[list[dict[str, Any]]], object] | None = None):
         self.log = log
+        self.on_stored = on_stored
+        """Called with the events a JSON batch newly stored (not duplicates), as dicts: the
+        live scene engine listens here."""
         self.now = now
         self.max_future = max_future
         self.max_bytes = max_bytes
@@ -131,6 +135,9 @@ class Ingestor:
             result = self.log.append(events_to_arrow([c.event for _, c in good]))  # type: ignore[misc]
             inserted = result.inserted
             report.accepted, report.duplicates = result.accepted, result.duplicates
+            if self.on_stored is not None and result.accepted:
+                self.on_stored([c.event.model_dump() for (_, c), new  # type: ignore[union-attr]
+                                in zip(good, inserted, strict=True) if new])
         if report.results is not None:
             status: dict[int, dict[str, Any]] = {}
             for i, (line, c) in enumerate(good):

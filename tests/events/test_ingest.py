@@ -11,7 +11,7 @@ from allscene.events.ingest import BadInput, Ingestor
 from allscene.events.schema import ARROW_SCHEMA, KINDS, parse_event
 from allscene.events.validate import MAX_EVENT_BYTES
 from allscene.storage import ParquetEventLog
-from tests.factories import NOW, event
+from tests.factories import DEVICELESS, NOW, event
 
 
 @pytest.fixture
@@ -114,7 +114,7 @@ def _random_events(n: int, seed: int) -> list[dict]:
             e.pop(rng.choice([k for k in e if k not in ("event_id", "kind")]), None)
         elif r < 0.14:
             e["kind"] = "nonsense"
-        elif r < 0.20 and kind != "weather":
+        elif r < 0.20 and kind not in DEVICELESS:
             e["device_type"] = "toaster"
         elif r < 0.25:
             e["ts"] = "2031-01-01T00:00:00+00:00"
