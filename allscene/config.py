@@ -29,3 +29,15 @@ class Settings(BaseModel):
     @property
     def world_dir(self) -> Path:
         return self.data_dir / "world"
+
+
+def shared_data(name: str, env: str) -> Path:
+    """A third-party sample, read where it is kept (never copied in): ``$env`` when set,
+    else ``shared/data/<name>`` in a folder above the package (the checkout's neighbour);
+    ``Path()`` when neither exists, for the caller to explain."""
+    if os.environ.get(env):
+        return Path(os.environ[env])
+    here = Path(__file__).resolve()
+    return next((p / "shared" / "data" / name for p in here.parents
+                 if (p / "shared" / "data" / name).is_dir()), Path())
+

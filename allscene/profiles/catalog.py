@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import csv
 import functools
-import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -27,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from allscene.config import shared_data
 
 GROUPS = ("core", "place", "interest", "intent", "car", "device", "household", "lifestyle")
 TYPES = ("str", "int", "bool")
@@ -86,12 +87,7 @@ IAB_ENV = "ALLSCENE_IAB_DIR"
 def iab_dir() -> Path:
     """The IAB taxonomies: ``$ALLSCENE_IAB_DIR``, else ``shared/data/iab_taxonomies`` beside
     the repository (third-party data is read where it is kept, not copied in)."""
-    if os.environ.get(IAB_ENV):
-        found = Path(os.environ[IAB_ENV])
-    else:
-        here = Path(__file__).resolve()
-        found = next((p / "shared" / "data" / "iab_taxonomies" for p in here.parents
-                      if (p / "shared" / "data" / "iab_taxonomies").is_dir()), Path())
+    found = shared_data("iab_taxonomies", IAB_ENV)
     if not (found / "Audience Taxonomies").is_dir():
         raise FileNotFoundError(
             f"IAB taxonomies not found (looked for shared/data/iab_taxonomies beside the "
