@@ -25,6 +25,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from allscene.cli_scenes import scenes_app, scenes_counts, scenes_run, score_scenes_cmd
 from allscene.config import Settings
 
 app = typer.Typer(help="allscene: all-scene intelligent marketing platform.",
@@ -40,6 +41,7 @@ app.add_typer(tags_app, name="tags")
 app.add_typer(audience_app, name="audience")
 app.add_typer(events_app, name="events")
 app.add_typer(identity_app, name="identity")
+app.add_typer(scenes_app, name="scenes")
 
 console = Console()
 err = Console(stderr=True)
@@ -112,16 +114,19 @@ def _generate(people: int, days: int, seed: int, start: str, workers: int, out: 
 
 @world_app.command("score")
 def world_score(ctx: typer.Context, what: Annotated[str, typer.Argument(
-        help="What to score: identity or tags.")]) -> None:
+        help="What to score: identity, tags, lookalike or scenes.")]) -> None:
     """Score what the platform built against the world's hidden answers (tests and
     benchmarks only; the platform itself never reads them)."""
     from allscene.storage.tables import TableStore
     from allscene.world import score
 
     store = TableStore(ctx.obj.data_dir / "derived")
-    if what not in ("identity", "tags", "lookalike"):
-        err.print(f"[red]cannot score {what!r} yet; scorable: identity, tags, lookalike")
+    if what not in ("identity", "tags", "lookalike", "scenes"):
+        err.print(f"[red]cannot score {what!r} yet; scorable: identity, tags, lookalike, scenes")
         raise typer.Exit(2)
+    if what == "scenes":
+        score_scenes_cmd(ctx)
+        return
     try:
         if what == "lookalike":
             _score_lookalike(store.read("tag_table"), store.read("consent"), ctx.obj.world_dir)
@@ -693,6 +698,12 @@ def demo(ctx: typer.Context, people: Annotated[int, typer.Option(min=1)] = 2_000
                       "@compact_car_fans")
     else:
         console.print("@compact_car_fans is too small to expand in a world this size")
+    console.rule("[bold]7. scenes: who is in which moment, hour by hour")
+    scenes_run(ctx, catalog=None, start=None, end=None, reference=None)
+    day = (dt.date(2026, 10, 5) + dt.timedelta(days=min(days - 1, 8))).isoformat()
+    reports = settings.data_dir / "reports"
+    reports.mkdir(parents=True, exist_ok=True)
+    scenes_counts(ctx, day=day, top=15, html_out=reports / f"scenes-{day}.html")
 
 
 def main() -> None:

@@ -1,6 +1,7 @@
 """The command line as a user runs it: generate, import, inspect, import again."""
 
 import json
+import re
 
 from typer.testing import CliRunner
 
@@ -99,3 +100,27 @@ def test_tags_and_audiences_from_the_command_line(tmp_path):
     assert (tmp_path / "out.csv").read_text().count("phone") >= 0
     listing = run("--data", data, "audience", "list", "-a", "acme")
     assert "crm" in listing and "men" in listing
+
+
+def test_scenes_from_the_command_line(tmp_path):
+    data = str(tmp_path / "d")
+    out = run("--data", data, "demo", "--people", "300", "--days", "3")
+    assert "people per scene per hour" in out and (tmp_path / "d" / "reports").exists()
+    scenes = json.loads(run("scenes", "list", "--json"))
+    assert len(scenes) >= 100 and {"id", "family", "name", "when", "lasts"} <= set(scenes[0])
+    again = run("--data", data, "scenes", "run")
+    # Same catalog, same days: nothing new.
+    assert re.search(r"[^0-9,]0 new to the log", " ".join(again.split()))
+    import pyarrow.parquet as pq
+
+    person = pq.read_table(tmp_path / "d" / "derived" / "identity_people.parquet")[
+        "person_id"][0].as_py()
+    out = run("--data", data, "scenes", "timeline", person, "--day", "2026-10-06")
+    assert person in out and "from" in out
+    out = run("--data", data, "world", "score", "scenes")
+    assert "precision" in " ".join(out.split()) and "tv_prime" in out
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("scenes:\n  - {id: ab, family: home, name: {zh: a, en: a}, description: d, "
+                   "when: 'tv_wach', lasts: 1h}\n")
+    r = runner.invoke(app, ["scenes", "list", "--catalog", str(bad)])
+    assert r.exit_code == 2 and "scene 'ab': when: unknown name 'tv_wach'" in r.output
