@@ -26,6 +26,8 @@ bench: $(BIN)/.installed  ## benchmarks, each printed beside a baseline measured
 	$(BIN)/python bench/bench_audience.py
 	$(BIN)/python bench/bench_lookalike.py
 	$(BIN)/python bench/bench_tags.py
+	$(BIN)/python bench/bench_scenes.py
+	$(BIN)/python bench/bench_extrasensory.py
 
 clean:
 	rm -rf $(VENV)  # never the data directory: it holds the event log
