@@ -20,6 +20,7 @@ Names a condition may use, besides event kinds and the functions below:
                          person's last located place (their own home and work networks, cells)
 ``place_changed``        the event being processed changed ``place``
 ``usual_work_end``       the local hour the person usually leaves work (learnt from history)
+``hours_past_work_end``  ``hour - usual_work_end``: 0 in the hour they usually leave
 ``network``              ``"wifi"`` or ``"cellular"``, from the last location ping
 ``city``                 city code of the last located place
 ``away``                 the person is in a city other than their home city
@@ -66,6 +67,8 @@ VARS: dict[str, tuple[str, tuple[str, ...] | None, bool, str]] = {
     "place": ("str", PLACES, False, "s.place"),
     "place_changed": ("bool", None, False, "s.moved"),
     "usual_work_end": ("int", None, True, "s.work_end"),
+    "hours_past_work_end": ("int", None, True,
+                            "(T[0] - s.work_end if s.work_end is not None else None)"),
     "network": ("str", ("wifi", "cellular"), True, "s.network"),
     "city": ("str", None, True, "s.city"),
     "away": ("bool", None, False, "s.away"),
@@ -78,7 +81,8 @@ VARS: dict[str, tuple[str, tuple[str, ...] | None, bool, str]] = {
     "weather.anomaly": ("float", None, True, "W[5]"),
 }
 GROUPS = {"place": "place", "place_changed": "place", "network": "network", "city": "city",
-          "away": "city", "trip_start_day": "city", "usual_work_end": "time"}
+          "away": "city", "trip_start_day": "city", "usual_work_end": "time",
+          "hours_past_work_end": "time"}
 """What change of context re-evaluates a scene reading a variable (default: the hour)."""
 TIME, PLACE, NETWORK, CITY = 1, 2, 4, 8
 _GROUP_BITS = {"time": TIME, "place": PLACE, "network": NETWORK, "city": CITY}
