@@ -30,7 +30,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -76,6 +76,9 @@ class Catalog:
     when: list[Compiled]
     until: list[Compiled | None]
     digest: str = ""  # of the catalog's text: names the generation of scene events it made
+    strings: dict[str, int] = field(default_factory=dict)  # text values -> codes in the code
+    seen_cols: dict[int, int] = field(default_factory=dict)  # signal -> seen() column
+    text_series: frozenset[int] = frozenset()  # series whose values are text (kept as codes)
 
     def by_id(self, scene_id: str) -> Scene:
         for s in self.scenes:
@@ -125,7 +128,8 @@ def load_catalog(path: str | Path | None = None, *, text: str | None = None) -> 
     when = [_compile(comp, s, "when", s.when) for s in scenes]
     until = [_compile(comp, s, "until", s.until) if s.until else None for s in scenes]
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
-    return Catalog(scenes, comp.signals, comp.series, comp.windows, when, until, digest)
+    return Catalog(scenes, comp.signals, comp.series, comp.windows, when, until, digest,
+                   comp.strings, comp.seen_cols, frozenset(comp.text_series))
 
 
 def _compile(comp: Compiler, s: Scene, what: str, text: str) -> Compiled:

@@ -1,10 +1,12 @@
 """Check a condition tree against the event schema and the catalog, and compile it.
 
-A condition compiles to one Python expression over the engine's per-person state (evaluated
-with :func:`eval`-free generated functions, see :class:`Program`). Event predicates inside it
-(``app_open(app == "didi")``) become *signals*: each is matched once per event, in Python for
-a live event (:meth:`Signal.match_one`) or over a whole Arrow batch (:meth:`Signal.match_many`);
-a test holds the two to the same answers.
+A condition compiles to one expression over the engine's per-person state arrays, in the
+subset of Python that Numba compiles (:mod:`allscene.moments.kernel`,
+:mod:`allscene.moments.program`): text values become integer codes of the catalog's string
+table, an unknown value is -1 (NaN for numbers), and a comparison with an unknown value is
+false. Event predicates inside it (``app_open(app == "didi")``) become *signals*: each is
+matched once per event, in Python for a live event (:meth:`Signal.match_one`) or over a whole
+Arrow batch (:meth:`Signal.match_many`); a test holds the two to the same answers.
 
 Names a condition may use, besides event kinds and the functions below:
 
@@ -49,44 +51,20 @@ from typing import Any
 
 from allscene.events.schema import BY_KIND, field_specs
 from allscene.moments.lang import And, Call, Cmp, LangError, Lit, Match, Name, Not, OneOf, Or, Range
+from allscene.moments.names import (
+    _GROUP_BITS,
+    CITY,
+    CONDITIONS,
+    DAY_TYPES,
+    GROUPS,
+    NETWORKS,
+    PLACES,
+    VARS,
+)
 from allscene.moments.signals import Signal, tri_state
 
-CONDITIONS = ("sunny", "cloudy", "overcast", "rain", "snow", "fog", "haze")
-PLACES = ("home", "work", "other", "unknown")
-DAY_TYPES = ("workday", "restday")
-# name: (type, allowed values, may be unknown, Python code in a generated function)
-VARS: dict[str, tuple[str, tuple[str, ...] | None, bool, str]] = {
-    "hour": ("int", None, False, "T[0]"),
-    "minute": ("int", None, False, "((t // 60000000 + 480) % 60)"),
-    "weekday": ("int", None, False, "T[1]"),
-    "mday": ("int", None, False, "T[2]"),
-    "month": ("int", None, False, "T[3]"),
-    "day": ("str", DAY_TYPES, False, "T[4]"),
-    "holiday": ("bool", None, False, "T[5]"),
-    "first_rest_day": ("bool", None, False, "T[6]"),
-    "place": ("str", PLACES, False, "s.place"),
-    "place_changed": ("bool", None, False, "s.moved"),
-    "usual_work_end": ("int", None, True, "s.work_end"),
-    "hours_past_work_end": ("int", None, True,
-                            "(T[0] - s.work_end if s.work_end is not None else None)"),
-    "network": ("str", ("wifi", "cellular"), True, "s.network"),
-    "city": ("str", None, True, "s.city"),
-    "away": ("bool", None, False, "s.away"),
-    "trip_start_day": ("str", DAY_TYPES, True, "s.trip_day"),
-    "weather.temp_c": ("float", None, True, "W[0]"),
-    "weather.condition": ("str", CONDITIONS, True, "W[1]"),
-    "weather.aqi": ("float", None, True, "W[2]"),
-    "weather.humidity": ("float", None, True, "W[3]"),
-    "weather.temp_change_24h": ("float", None, True, "W[4]"),
-    "weather.anomaly": ("float", None, True, "W[5]"),
-}
-GROUPS = {"place": "place", "place_changed": "place", "network": "network", "city": "city",
-          "away": "city", "trip_start_day": "city", "usual_work_end": "time",
-          "hours_past_work_end": "time"}
-"""What change of context re-evaluates a scene reading a variable (default: the hour)."""
-TIME, PLACE, NETWORK, CITY = 1, 2, 4, 8
-_GROUP_BITS = {"time": TIME, "place": PLACE, "network": NETWORK, "city": CITY}
 AGGREGATES = {"count", "sum", "max", "min", "last"}
+_RING = "slot[p, {sid}], rt, rv, rhead, rlen"  # a person's window of one series
 FUNCTIONS = AGGREGATES | {"seen", "in"}
 NUMERIC = {"int", "float"}
 _OPS = {"==", "!=", "<", "<=", ">", ">="}
@@ -103,7 +81,7 @@ def _suggest(word: str, options: Any) -> str:
 
 @dataclass
 class Compiled:
-    """One condition, compiled: Python code and what it depends on."""
+    """One condition, compiled: kernel code and what it depends on."""
 
     code: str
     signals: set[int]
@@ -112,7 +90,7 @@ class Compiled:
     clock: bool = False  # reads the minute: re-evaluated at every event of the person
     gates: frozenset[int] | None = None  # true only at an event matching one of these signals
     slots: tuple[bool, ...] = (True,) * 48  # can hold at (hour, workday/restday): h + 24*rest
-    needs: tuple[tuple[int, int], ...] = ()  # (signal, window): seen(signal, window) must hold
+    needs: tuple[tuple[int, int], ...] = ()  # (seen column, window): seen(...) must hold
     in_scenes: tuple[str, ...] = ()  # scenes the person must be in for it to hold
     weather: bool = False  # reads the weather
     tree: Any = None
@@ -127,11 +105,22 @@ class Compiler:
 
     def __init__(self, scene_ids: list[str]):
         self.scene_ids = {s: i for i, s in enumerate(scene_ids)}
+        # Strings conditions compare with become integer codes; the engine codes the values
+        # it keeps (place, network, city, day type, sky) with the same table.
+        self.strings: dict[str, int] = {}
+        for v in (*PLACES, *DAY_TYPES, *NETWORKS, *CONDITIONS):
+            self.code(v)
+        self.seen_cols: dict[int, int] = {}  # signal -> column of the last-matched times
         self.signals: list[Signal] = []
         self._sig_keys: dict[str, int] = {}
         self.series: list[tuple[int, str | None]] = []
         self._series_keys: dict[tuple[int, str | None], int] = {}
         self.windows: dict[int, int] = {}  # series id -> longest window used (µs)
+        self.text_series: set[int] = set()  # series of text values (kept as codes)
+
+    def code(self, value: str) -> int:
+        """The integer code of a string (new strings get the next code)."""
+        return self.strings.setdefault(value, len(self.strings))
 
     def compile(self, text: str) -> Compiled:
         from allscene.moments.lang import parse
@@ -146,7 +135,7 @@ class Compiler:
         self._deps.slots = tuple(tri_state(tree, {"hour": h, "day": d}) is not False
                                  for d in DAY_TYPES for h in range(24))
         terms = tree.items if isinstance(tree, And) else (tree,)
-        self._deps.needs = tuple((self._signal(x.args[0]), x.args[1].value) for x in terms
+        self._deps.needs = tuple((self._seen_col(x.args[0]), x.args[1].value) for x in terms
                                  if isinstance(x, Call) and x.name == "seen")
         self._deps.in_scenes = tuple(x.args[0].parts[0] for x in terms
                                      if isinstance(x, Call) and x.name == "in")
@@ -208,22 +197,21 @@ class Compiler:
         if isinstance(node, Name):
             name = ".".join(node.parts)
             if name in VARS:
-                typ, _, nullable, code = VARS[name]
+                typ, _, _, code, _ = VARS[name]
                 if typ != "bool":
                     raise self._err(node, f"{name} is not yes/no: compare it, e.g. {name} == ...")
                 self._use(name)
-                return f"({code} is True)" if nullable else code
+                return code
             if len(node.parts) == 1 and node.parts[0] in BY_KIND:
-                return f"({self._signal(node)} in m)"
+                return f"M[r, {self._signal(node)}]"
             raise self._err(node, f"unknown name {name!r}" + _suggest(name, [*VARS, *BY_KIND]))
         if isinstance(node, Call):
             if node.name == "in":
                 return self._in_scene(node)
             if node.name == "seen":
                 sig, dur = self._args(node, 2)
-                self._deps.signals.add(self._sig_id(sig))
                 window = self._duration(dur)
-                return f"(t - L.get({self._sig_id(sig)}, -1) <= {window})"
+                return f"(t - last[p, {self._seen_col(sig)}] <= {window})"
             if node.name in AGGREGATES:
                 raise self._err(node, f"{node.name}(...) is a number: compare it, e.g. "
                                       f"{node.name}(...) >= 3")
@@ -231,7 +219,7 @@ class Compiler:
                 if node.attr:
                     raise self._err(node, f"{node.name}(...).{node.attr} is a value: use it in "
                                           "last(), sum(), max() or min()")
-                return f"({self._signal(node)} in m)"
+                return f"M[r, {self._signal(node)}]"
             raise self._err(node, f"unknown event kind or function {node.name!r}"
                             + _suggest(node.name, [*FUNCTIONS, *BY_KIND]))
         raise self._err(node, "a value where a condition is expected")
@@ -244,7 +232,7 @@ class Compiler:
         if sid not in self.scene_ids:
             raise self._err(arg, f"unknown scene {sid!r}" + _suggest(sid, self.scene_ids))
         self._deps.scenes.add(sid)
-        return f"({self.scene_ids[sid]} in A)"
+        return f"(act[p, {self.scene_ids[sid]}] >= 0)"
 
     def _args(self, node: Call, n: int, optional: int = 0) -> tuple[Any, ...]:
         if not (n <= len(node.args) <= n + optional):
@@ -259,32 +247,31 @@ class Compiler:
 
     def _compare(self, node: Any) -> str:
         item = node.left if isinstance(node, Cmp) else node.item
-        code, typ, nullable, allowed = self._value(item)
-        guards = []
+        code, typ, known, allowed = self._value(item)
+        guards = [known] if known else []
         if isinstance(node, Cmp):
-            rcode, rtyp, rnull, _ = self._value(node.right)
+            rcode, rtyp, rknown, _ = self._value(node.right)
             self._check_types(node, typ, rtyp, allowed, [node.right])
-            if rnull:
-                self._n += 1
-                guards.append(f"(_v{self._n} := {rcode}) is not None")
-                rcode = f"_v{self._n}"
-            expr = f"{{v}} {node.op} {rcode}"
+            if typ == "str" and node.op not in ("==", "!="):
+                raise self._err(node, f"text compares with == or !=, not {node.op}")
+            if rknown:
+                guards.append(rknown)
+            expr = f"{code} {node.op} {rcode}"
         elif isinstance(node, Range):
             if typ not in NUMERIC:
                 raise self._err(node, f"a range needs a number, not {typ}")
             for b in (node.lo, node.hi):
                 if not isinstance(b, Lit) or type(b.value) not in (int, float):
                     raise self._err(b, "range bounds are numbers")
-            expr = f"{node.lo.value!r} <= {{v}} <= {node.hi.value!r}"
+            expr = f"{node.lo.value!r} <= {code} <= {node.hi.value!r}"
         else:
             for v in node.values:
                 self._check_types(node, typ, _lit_type(v), allowed, [v])
-            expr = f"{{v}} in {tuple(v.value for v in node.values)!r}"
-        if nullable:
-            self._n += 1
-            guards.insert(0, f"(_v{self._n} := {code}) is not None")
-            code = f"_v{self._n}"
-        return "(" + " and ".join([*guards, expr.format(v=code)]) + ")"
+            expr = "(" + " or ".join(f"{code} == {self._lit(v)}" for v in node.values) + ")"
+        return "(" + " and ".join([*guards, expr]) + ")"
+
+    def _lit(self, lit: Lit) -> str:
+        return str(self.code(lit.value)) if isinstance(lit.value, str) else repr(lit.value)
 
     def _check_types(self, node: Any, left: str, right: str, allowed: Any, lits: list) -> None:
         if left in NUMERIC and right in NUMERIC or left == right:
@@ -299,19 +286,19 @@ class Compiler:
     def _value(self, node: Any) -> tuple[str, str, bool, Any]:
         """(code, type, may be unknown, allowed values) of a value."""
         if isinstance(node, Lit):
-            return repr(node.value), _lit_type(node), False, None
+            return self._lit(node), _lit_type(node), "", None
         if isinstance(node, Name):
             name = ".".join(node.parts)
             if name in VARS:
-                typ, allowed, nullable, code = VARS[name]
+                typ, allowed, _, code, known = VARS[name]
                 self._use(name)
-                return code, typ, nullable, allowed
+                return code, typ, known, allowed
             raise self._err(node, f"unknown name {name!r}" + _suggest(name, VARS))
         if isinstance(node, Call) and node.name in AGGREGATES:
             if node.name == "count":
                 sig, dur = self._args(node, 2)
                 sid = self._series(sig, None, self._duration(dur))
-                return f"_count(V.get({sid}), t, {dur.value})", "int", False, None
+                return f"_count({_RING.format(sid=sid)}, t, {dur.value})", "int", "", None
             args = self._args(node, 1, 1) if node.name == "last" else self._args(node, 2)
             sig, fname = self._split_field(args[0])
             spec = _fields(sig[0]).get(fname)
@@ -322,9 +309,11 @@ class Compiler:
                 raise self._err(args[0], f"{node.name}() needs a number; {fname} is {spec.type}")
             window = self._duration(args[1]) if len(args) > 1 else 0
             sid = self._series(sig[1], fname, window)
-            null = node.name != "sum"
-            return (f"_{node.name}(V.get({sid}), t, {window})", spec.type, null,
-                    spec.choices)
+            code = f"_{node.name}({_RING.format(sid=sid)}, t, {window})"
+            known = "" if node.name == "sum" else f"not np.isnan({code})"
+            if spec.type == "str":
+                self.text_series.add(sid)
+            return code, spec.type, known, spec.choices
         if isinstance(node, Call | Or | And | Not | Cmp | Range | OneOf):
             raise self._err(node, "a condition where a value is expected")
         raise self._err(node, "not a value")
@@ -339,8 +328,10 @@ class Compiler:
 
     # --- signals -----------------------------------------------------------------------------
 
-    def _sig_id(self, node: Any) -> int:
-        return self._signal(node)
+    def _seen_col(self, node: Any) -> int:
+        """The column of the engine's last-matched times that ``seen(node, ...)`` reads."""
+        sig = self._signal(node)
+        return self.seen_cols.setdefault(sig, len(self.seen_cols))
 
     def _series(self, node: Any, fname: str | None, window: int) -> int:
         sig = self._signal(node)

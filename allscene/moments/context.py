@@ -81,6 +81,7 @@ class WeatherContext:
 
     def __init__(self) -> None:
         self._hours: dict[tuple[str, int], tuple] = {}
+        self._by_hour: dict[int, dict[str, tuple]] = {}
 
     def add_one(self, city: str, t: int, *, temp_c: float, condition: str,
                 aqi: float | None = None, humidity: float | None = None) -> None:
@@ -89,7 +90,8 @@ class WeatherContext:
         change = None if prev is None else round(temp_c - prev[0], 1)
         past = [x[0] for d in range(1, 8) if (x := self._hours.get((city, h - 24 * d)))]
         anomaly = round(temp_c - sum(past) / len(past), 1) if len(past) >= 3 else None
-        self._hours[(city, h)] = (temp_c, condition, aqi, humidity, change, anomaly)
+        self._hours[(city, h)] = self._by_hour.setdefault(h, {})[city] = (
+            temp_c, condition, aqi, humidity, change, anomaly)
 
     def add_many(self, table: pa.Table) -> int:
         """Add the ``weather`` events of an event table, in time order; returns how many."""
@@ -102,6 +104,11 @@ class WeatherContext:
         for t, city, temp, cond, aqi, hum in zip(ts.tolist(), *cols, strict=True):
             self.add_one(city, t, temp_c=temp, condition=cond, aqi=aqi, humidity=hum)
         return w.num_rows
+
+    def hours(self, h0: int, h1: int) -> list[tuple[str, int, tuple]]:
+        """``(city, local hour, weather)`` reported for local hours ``h0..h1``."""
+        return [(c, h, x) for h in range(h0, h1 + 1)
+                for c, x in self._by_hour.get(h, {}).items()]
 
     def get(self, city: str | None, t: int) -> tuple:
         if city is None:

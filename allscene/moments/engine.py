@@ -1,9 +1,9 @@
 """The scene engine: events in time order in, scene enter and exit events out.
 
-Per person it keeps a small, bounded state: when each signal last matched, a short window of
-values for the aggregates (pruned to the longest window a condition uses, at most
-:data:`MAX_SERIES` entries), the current place, network and city, and the active scenes with
-the time each holds until.
+Per person it keeps a small, bounded state: when each signal that ``seen()`` reads last
+matched, a short window of values for the aggregates (pruned to the longest window a
+condition uses, at most :data:`~allscene.moments.kernel.RING` entries), the current place,
+network and city, and the active scenes with the time each holds until.
 
 At each event of a person the engine (1) ends the scenes whose hold ran out, at the moment it
 ran out, (2) records the event, (3) evaluates the scenes the event can change: those that use
@@ -12,41 +12,34 @@ that read time, place, weather or other scenes. A scene is entered when ``when``
 holds for ``lasts`` after the last moment ``when`` held, and ends early when ``until`` holds
 at a later event.
 
-The same :meth:`Engine.step` serves a stored day (:meth:`Engine.run_many`, a batch sorted by
-``ts, event_id``) and live ingest (:meth:`Engine.feed_one`, which holds events for a short
+The step runs compiled (:mod:`allscene.moments.kernel`, Numba) over arrays of state, one
+row per person; this class prepares its input (people, places and signals of a batch,
+columnar) and keeps its output. The same step serves a stored day (:meth:`Engine.run_many`,
+in ``ts, event_id`` order) and live ingest (:meth:`Engine.feed_one`, which holds events for a short
 lateness window and releases them in the same order), so both give the same scene events.
 """
 
 from __future__ import annotations
 
-import bisect
 import heapq
 import itertools
-from collections import deque
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from allscene.moments.catalog import Catalog
-from allscene.moments.compile import CITY, NETWORK, PLACE, TIME
-from allscene.moments.context import HOUR_US, LOCAL_US, Calendar, WeatherContext
+from allscene.moments.context import HOUR_US, LOCAL_US, Calendar, WeatherContext, local_hour
+from allscene.moments.kernel import NEVER_EXP, RING
+from allscene.moments.names import F_AWAY, F_HOME, F_MOVED, F_NEXT, F_PLACE, F_WEND, N_FIELDS
+from allscene.moments.program import program_of
 from allscene.moments.resolve import Resolver
-from allscene.moments.signals import tri_state
-from allscene.moments.state import (
-    MAX_SERIES,
-    NEVER_EXP,
-    PersonState,
-    _count,
-    _last,
-    _max,
-    _min,
-    _sum,
-)
+from allscene.moments.signals import match_all
 
-NEVER = -(1 << 62)
-WEATHER_VARS = ("weather.temp_c", "weather.condition", "weather.aqi", "weather.humidity",
-                "weather.temp_change_24h", "weather.anomaly")
 ENTER, EXIT = "scene_enter", "scene_exit"
+KINDS = (ENTER, EXIT)  # by the kernel's codes 0 and 1
+NEVER = -(1 << 62)
+_OUT = 1 << 16
 
 
 class Engine:
@@ -71,291 +64,155 @@ class Engine:
         self.calendar = calendar or Calendar.load()
         self.weather = weather or WeatherContext()
         self.lateness = lateness_us
-        self.home_city = [(home_city or {}).get(p) for p in resolver.people]
-        self.states: dict[int, PersonState] = {}
+        self.program = program_of(catalog)
         self.out: list[tuple[int, int, int, str, str | None]] = []
-        self._compile()
+        n_people, n_scenes = len(resolver.people), len(catalog.scenes)
+        homes = home_city or {}
+        self.S = np.full((n_people, N_FIELDS), -1, np.int64)
+        self.S[:, F_PLACE] = self.code("unknown")
+        self.S[:, [F_MOVED, F_AWAY]] = 0
+        self.S[:, F_NEXT] = NEVER_EXP
+        for p, person in enumerate(resolver.people):
+            if homes.get(person):
+                self.S[p, F_HOME] = self.code(homes[person])
+        for p, h in resolver.work_end.items():
+            self.S[p, F_WEND] = h
+        self.last = np.full((n_people, max(self.program.n_seen, 1)), -1, np.int64)
+        self.act = np.full((n_people, n_scenes), -1, np.int64)
+        self.slot = np.full((n_people, max(self.program.n_series, 1)), -1, np.int64)
+        cap = max(1024, n_people)
+        self.rt = np.zeros((cap, RING), np.int64)
+        self.rv = np.zeros((cap, RING), np.float64)
+        self.rhead = np.zeros(cap, np.int64)
+        self.rlen = np.zeros(cap, np.int64)
+        self.ctr = np.zeros(2, np.int64)  # pool rows used, output rows used
+        self._o = (np.zeros(_OUT, np.int64), np.zeros(_OUT, np.int64), np.zeros(_OUT, np.int64),
+                   np.zeros(_OUT, np.int64), np.zeros(_OUT, np.int64))
+        self._cal: dict[int, tuple] = {}
         self._buffer: list = []
         self._seq = itertools.count()
         self._high = NEVER
 
-    # --- compiled program --------------------------------------------------------------------
-
-    def _compile(self) -> None:
-        cat = self.catalog
-        n = len(cat.scenes)
-        src = ["def _make():"]
-        for k in range(n):
-            src.append(f"    def w{k}(s, t, m, T, W, L, V, A): return {cat.when[k].code}")
-            if cat.until[k] is not None:
-                src.append(f"    def u{k}(s, t, m, T, W, L, V, A): return {cat.until[k].code}")
-        src.append("    return [" + ", ".join(f"w{k}" for k in range(n)) + "], ["
-                   + ", ".join(f"u{k}" if cat.until[k] is not None else "None"
-                               for k in range(n)) + "]")
-        ns = {"_count": _count, "_sum": _sum, "_max": _max, "_min": _min, "_last": _last}
-        exec(compile("\n".join(src), "<scene catalog>", "exec"), ns)  # noqa: S102 - our own code
-        self._when, self._until = ns["_make"]()
-        self._lasts = [s.lasts_us for s in cat.scenes]
-        # What can change a scene: a signal it reads (for a scene whose `when` needs the
-        # event to match, only those signals can enter it); a change of hour, place, network
-        # or city it reads; a scene it reads through in() changing; the clock (minute).
-        self._by_sig: dict = {}  # signal -> [slot] -> scenes
-        self._watch: dict[int, list[int]] = {}
-        # [changed bits][slot]: the scenes to check, slot = local hour + 24 * rest day.
-        ctx_free: list[list[list[int]]] = [[[] for _ in range(48)] for _ in range(16)]
-        clock: list[int] = []
-        self._users: list[tuple[int, ...]] = []
-        idx = {s.id: s.index for s in cat.scenes}
-        users: list[set[int]] = [set() for _ in range(n)]
-        for k in range(n):
-            w, u = cat.when[k], cat.until[k]
-            for c in (w, u):
-                for d in (c.scenes if c else ()):
-                    users[idx[d]].add(k)
-            # An inactive scene is tried for entry on the signals that can open its gate (all
-            # it reads if it has none); an active one is re-checked on every signal it reads.
-            for sig in w.signals | (u.signals if u else set()):
-                self._watch.setdefault(sig, []).append(k)
-                if w.gates is None or sig in w.gates:
-                    rows = self._by_sig.setdefault(sig, [[] for _ in range(48)])
-                    for slot in range(48):
-                        if w.slots[slot]:
-                            rows[slot].append(k)
-            bits = w.context | (u.context if u else 0)
-            # A gated scene (its `when` needs a matching event) is entered only at such an
-            # event: a change of context matters only while it is active.
-            if w.gates is None:
-                for mask in range(16):
-                    if mask & bits:
-                        for slot in range(48):
-                            if w.slots[slot]:
-                                ctx_free[mask][slot].append(k)
-            if w.clock or (u and u.clock):
-                clock.append(k)
-        self._users = [tuple(sorted(x)) for x in users]
-        self._by_sig = {sig: [tuple(r) for r in rows] for sig, rows in self._by_sig.items()}
-        self._ctx_free = [[tuple(x) for x in row] for row in ctx_free]
-        self._needs = [w.needs for w in cat.when]
-        self._in_need = [tuple(idx[x] for x in w.in_scenes) for w in cat.when]
-        self._bits = [w.context | (u.context if u else 0)
-                      for w, u in zip(cat.when, cat.until, strict=True)]
-        self._free = [w.gates is None for w in cat.when]
-        self._cands: dict[tuple, tuple[int, ...]] = {}
-        self._hours: dict[int, tuple] = {}
-        self._wx_memo: dict[tuple, frozenset[int]] = {}
-        self._clock = tuple(clock)
-        self._sig_series: dict[int, list[tuple[int, str | None]]] = {}
-        for sid, (sig, fname) in enumerate(cat.series):
-            self._sig_series.setdefault(sig, []).append((sid, fname))
-        self._window = dict(cat.windows)
-
-    # --- the step ----------------------------------------------------------------------------
-
-    def state(self, p: int) -> PersonState:
-        s = self.states.get(p)
-        if s is None:
-            s = self.states[p] = PersonState(self.home_city[p])
-            s.work_end = self.resolver.work_end.get(p)
-        return s
-
-    def step(self, p: int, t: int, sigs: tuple, vals: tuple, place, city, network,
-             trigger: str | None) -> None:
-        """Process one event for person ``p`` (index into ``resolver.people``) at ``t``."""
-        s = self.states.get(p) or self.state(p)
-        A = s.active
-        todo: list[int] = []
-        if t > s.next_exp:
-            for k in self._expire(p, s, t):
-                todo.append(k)  # its hold ran out: it may still (again) hold now
-                todo.extend(self._users[k])
-        L = s.last
-        hour = (t + LOCAL_US) // HOUR_US
-        T = self._hours.get(hour)
-        if T is None:
-            T = self._hours[hour] = self.calendar.at(t)
-        slot = T[0] + (24 if T[4] == "restday" else 0)
-        by_sig, watch = self._by_sig, self._watch
-        enter: list[int] = []
-        for sig in sigs:
-            L[sig] = t
-            ks = by_sig.get(sig)
-            if ks:
-                enter.extend(ks[slot])
-            if A:
-                ks = watch.get(sig)
-                if ks:
-                    for k in ks:
-                        if k in A:
-                            todo.append(k)
-        if vals:
-            V = s.vals
-            for sid, v in vals:
-                d = V.get(sid)
-                if d is None:
-                    d = V[sid] = deque(maxlen=MAX_SERIES)
-                d.append((t, v))
-                lo = t - self._window[sid]
-                while d[0][0] < lo:
-                    d.popleft()
-        changed = 0
-        if hour != s.hour:
-            s.hour = hour
-            changed = TIME
-        s.moved = False
-        if place is not None and place != s.place:
-            s.place = place
-            s.moved = True
-            changed |= PLACE
-        if network is not None and network != s.network:
-            s.network = network
-            changed |= NETWORK
-        if city is not None and city != s.city:
-            s.city = city
-            away = s.home_city is not None and city != s.home_city
-            if away and not s.away:
-                s.trip_day = self.calendar.at(t)[4]
-            s.away = away
-            changed |= CITY
-        W = None
-        if changed:
-            W = self.weather.get(s.city or s.home_city, t)
-            cands = self._cands.get((changed, slot, W))
-            if cands is None:
-                cands = self._candidates(changed, slot, W)
-            enter.extend(cands)
-            # Active scenes: re-checked when what they read changed; otherwise a scene that
-            # needs no event to hold is still true, and its hold is extended.
-            bits, free, lasts = self._bits, self._free, self._lasts
-            for k, v in A.items():
-                if bits[k] & changed:
-                    todo.append(k)
-                elif free[k]:
-                    v[1] = t + lasts[k]
-            if A:
-                s.next_exp = min([v[1] for v in A.values()])
-        for k in self._clock:
-            if k in A or self._in_need[k][0] in A:
-                todo.append(k)
-        if enter:
-            needs, in_need = self._needs, self._in_need
-            for k in enter:
-                if k in A:
-                    continue
-                for x in in_need[k]:
-                    if x not in A:
-                        break
-                else:
-                    for sig, w in needs[k]:
-                        if t - L.get(sig, NEVER) > w:
-                            break
-                    else:
-                        todo.append(k)
-        if not todo:
-            return
-        if W is None:
-            W = self.weather.get(s.city or s.home_city, t)
-        V = s.vals
-        m = sigs
-        when, until, lasts, out, users = self._when, self._until, self._lasts, self.out, \
-            self._users
-        extended = False
-        order = sorted(set(todo))
-        queued = set(order)
-        i = 0
-        while i < len(order):
-            k = order[i]
-            i += 1
-            flip = False
-            if k in A:
-                u = until[k]
-                if u is not None and u(s, t, m, T, W, L, V, A):
-                    del A[k]
-                    out.append((t, p, k, EXIT, trigger))
-                    flip = True
-                elif when[k](s, t, m, T, W, L, V, A):
-                    A[k][1] = t + lasts[k]
-                    extended = True
-            elif when[k](s, t, m, T, W, L, V, A):
-                A[k] = [t, t + lasts[k]]
-                out.append((t, p, k, ENTER, trigger))
-                flip = True
-                if t + lasts[k] < s.next_exp:
-                    s.next_exp = t + lasts[k]
-            if flip:
-                for x in users[k]:  # dependents come later in the order
-                    if x not in queued:
-                        queued.add(x)
-                        bisect.insort(order, x)
-        if extended and A:
-            s.next_exp = min([v[1] for v in A.values()])
-
-    def _candidates(self, changed: int, slot: int, W: tuple) -> tuple[int, ...]:
-        """Scenes a change of context may enter at this hour slot and weather (cached)."""
-        cat = self.catalog
-        memo = self._wx_memo.get(W)
-        if memo is None:
-            if len(self._wx_memo) > 50_000:
-                self._wx_memo.clear()
-            env = dict(zip(WEATHER_VARS, W, strict=True))
-            memo = self._wx_memo[W] = frozenset(
-                k for k in range(len(cat.scenes))
-                if cat.when[k].weather and tri_state(cat.when[k].tree, env) is False)
-        out = tuple(k for k in self._ctx_free[changed][slot] if k not in memo)
-        if len(self._cands) > 200_000:
-            self._cands.clear()
-        self._cands[(changed, slot, W)] = out
-        return out
-
-    def _expire(self, p: int, s: PersonState, t: int) -> list[int]:
-        """End the scenes whose hold ran out before ``t``; returns them. ``next_exp`` is a
-        lower bound of the holds (extending a hold leaves it early): recomputed here."""
-        A = s.active
-        ended = [(v[1], k) for k, v in A.items() if v[1] < t]
-        if len(ended) > 1:
-            ended.sort()
-        for until, k in ended:
-            del A[k]
-            self.out.append((until, p, k, EXIT, None))
-        s.next_exp = min([v[1] for v in A.values()]) if A else NEVER_EXP
-        return [k for _, k in ended]
+    def code(self, value: str | None) -> int:
+        """The integer code of a text value in the state (-1 for unknown)."""
+        if value is None:
+            return -1
+        return self.catalog.strings.setdefault(value, len(self.catalog.strings))
 
     # --- batch -------------------------------------------------------------------------------
 
     def run_many(self, table: pa.Table) -> int:
-        """Process an event table (any order: it is sorted by ``ts, event_id``); returns the
-        number of event rows processed (an event of a household counts once per member)."""
+        """Process an event table (any order: events go in ``ts, event_id`` order); returns
+        the number of event rows processed (an event of a household counts once per
+        member)."""
         if not table.num_rows:
             return 0
-        table = table.sort_by([("ts", "ascending"), ("event_id", "ascending")])
-        self.weather_many(table)
+        self.weather.add_many(table)
         res = self.resolver.resolve_many(table)
-        row = res.row
-        if not len(row):
+        if not len(res.row):
             return 0
         cat = self.catalog
-        n = table.num_rows
-        sigs_row: list = [()] * n
-        vals_row: list = [()] * n
-        for sig in cat.signals:
-            hit = np.flatnonzero(sig.match_many(table)).tolist()
-            one = (sig.id,)
-            for i in hit:
-                sigs_row[i] = sigs_row[i] + one
-            for sid, fname in self._sig_series.get(sig.id, ()):
-                col = [None] * len(hit) if fname is None else \
-                    table[fname].take(pa.array(hit, pa.int64())).to_pylist()
-                for i, v in zip(hit, col, strict=True):
-                    vals_row[i] = vals_row[i] + ((sid, v),)
-        ts = table["ts"].cast(pa.int64()).to_numpy().tolist()
-        ids = table["event_id"].to_pylist()
-        step = self.step
-        for i, p, place, city, net in zip(row.tolist(), res.person.tolist(), res.place, res.city,
-                                          res.network, strict=True):
-            step(p, ts[i], sigs_row[i], vals_row[i], place, city, net, ids[i])
+        M = match_all(cat.signals, table)
+        vals = np.full((table.num_rows, max(len(cat.series), 1)), np.nan)
+        for sid, (_, fname) in enumerate(cat.series):
+            if fname is not None:
+                vals[:, sid] = self._values(table[fname], sid)
+        ts = table["ts"].cast(pa.int64()).to_numpy()
+        # Time order without moving the table: rank each row, sort the resolved rows by it
+        # (stable: a household's members keep their order).
+        order = pc.sort_indices(table, [("ts", "ascending"), ("event_id", "ascending")])
+        rank = np.empty(table.num_rows, np.int64)
+        rank[order.to_numpy()] = np.arange(table.num_rows)
+        o = np.argsort(rank[res.row], kind="stable")
+        row = res.row[o]
+        self._run(res.person[o], ts[row], row, self._codes(res.place)[o],
+                  self._codes(res.city)[o], self._codes(res.network)[o], M, vals,
+                  table["event_id"])
         return len(row)
 
-    def weather_many(self, table: pa.Table) -> int:
-        return self.weather.add_many(table)
+    def _codes(self, values) -> np.ndarray:
+        """Codes of text values (a list or an Arrow array; -1 for None)."""
+        arr = values if isinstance(values, pa.Array) else pa.array(values, pa.string())
+        enc = arr.dictionary_encode()
+        lut = np.array([self.code(v) for v in enc.dictionary.to_pylist()] + [-1], np.int64)
+        idx = enc.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+        return lut[idx]
+
+    def _values(self, col: pa.ChunkedArray, sid: int) -> np.ndarray:
+        if sid in self.program.text_series:
+            return np.array([np.nan if v is None else float(self.code(v))
+                             for v in col.to_pylist()], np.float64)
+        return col.cast(pa.float64()).to_numpy(zero_copy_only=False)
+
+    def _run(self, person, t, row, place, city, net, M, vals, ids: list) -> None:
+        """The kernel over resolved rows (``row`` indexes ``M``, ``vals`` and ``ids``)."""
+        if not len(t):
+            return
+        rr, cc = np.nonzero(M)
+        sp_ptr = np.zeros(M.shape[0] + 1, np.int64)
+        np.cumsum(np.bincount(rr, minlength=M.shape[0]), out=sp_ptr[1:])
+        h0 = local_hour(int(t.min()))
+        h1 = local_hour(int(t.max()))
+        cal = self._calendar(h0, h1)
+        wtab = self._weather(h0, h1)
+        args = (np.ascontiguousarray(person, np.int64), np.ascontiguousarray(t, np.int64),
+                np.ascontiguousarray(row, np.int64), place, city, net, sp_ptr,
+                cc.astype(np.int64), M, vals, h0, cal, wtab)
+        run = self.program.module.run
+        i, n = 0, len(t)
+        while i < n:
+            i = run(i, n, *args, self.S, self.last, self.act, self.slot, self.rt, self.rv,
+                    self.rhead, self.rlen, self.ctr, *self._o, *self.program.wiring)
+            self._drain(ids)
+            if self.ctr[0] + self.slot.shape[1] > self.rt.shape[0]:
+                self._grow()
+
+    def _drain(self, ids) -> None:
+        """Move the kernel's output to ``out``; ``ids`` (event ids by row) name triggers."""
+        m = int(self.ctr[1])
+        if not m:
+            return
+        t, p, k, kind, trig = (a[:m] for a in self._o)
+        if ids is None:
+            names: list = [None] * m
+        else:
+            names = pc.take(ids, pa.array(trig, mask=trig < 0)).to_pylist()
+        self.out.extend(zip(t.tolist(), p.tolist(), k.tolist(),
+                            np.array(KINDS, object)[kind].tolist(), names, strict=True))
+        self.ctr[1] = 0
+
+    def _grow(self) -> None:
+        cap = 2 * self.rt.shape[0]
+        for name in ("rt", "rv", "rhead", "rlen"):
+            old = getattr(self, name)
+            new = np.zeros((cap, *old.shape[1:]), old.dtype)
+            new[: len(old)] = old
+            setattr(self, name, new)
+
+    def _calendar(self, h0: int, h1: int) -> np.ndarray:
+        rows = []
+        for h in range(h0, h1 + 1):
+            c = self._cal.get(h)
+            if c is None:
+                x = self.calendar.at(h * HOUR_US - LOCAL_US)
+                c = self._cal[h] = (x[0], x[1], x[2], x[3], self.code(x[4]), int(x[5]),
+                                    int(x[6]))
+            rows.append(c)
+        return np.array(rows, np.int64)
+
+    def _weather(self, h0: int, h1: int) -> np.ndarray:
+        """``[city code, hour - h0, 6]``: the weather tuple, NaN where unknown."""
+        rows = self.weather.hours(h0, h1)
+        for city, _, x in rows:
+            self.code(city)
+            if x[1] is not None:
+                self.code(x[1])
+        out = np.full((len(self.catalog.strings), h1 - h0 + 1, 6), np.nan)
+        for city, h, x in rows:
+            out[self.catalog.strings[city], h - h0] = [
+                np.nan if v is None else (float(self.catalog.strings[v]) if j == 1 else v)
+                for j, v in enumerate(x)]
+        return out
 
     # --- live --------------------------------------------------------------------------------
 
@@ -363,46 +220,74 @@ class Engine:
         """Take one live event (a dict as in the event contract, ``ts`` as UTC microseconds or
         an aware datetime); events are released in ``ts, event_id`` order once they are older
         than the newest seen minus the lateness."""
-        t = _micros(event["ts"])
-        heapq.heappush(self._buffer, (t, event["event_id"], next(self._seq), event))
-        self._high = max(self._high, t)
+        self.feed_many([event])
+
+    def feed_many(self, events: list[dict]) -> None:
+        """:meth:`feed_one` for each event, released together."""
+        for event in events:
+            t = _micros(event["ts"])
+            heapq.heappush(self._buffer, (t, event["event_id"], next(self._seq), event))
+            self._high = max(self._high, t)
         self._release(self._high - self.lateness)
 
     def _release(self, upto: int) -> None:
         buf = self._buffer
+        done = []
         while buf and buf[0][0] <= upto:
-            t, eid, _, e = heapq.heappop(buf)
-            self._one(t, eid, e)
-
-    def _one(self, t: int, eid: str, e: dict) -> None:
-        if e.get("kind") == "weather":
-            self.weather.add_one(e["city_code"], t, temp_c=e["temp_c"], condition=e["condition"],
-                                 aqi=e.get("aqi"), humidity=e.get("humidity"))
+            done.append(heapq.heappop(buf))
+        if not done:
             return
-        sigs = tuple(s.id for s in self.catalog.signals if s.match_one(e))
-        vals = tuple((sid, None if f is None else e.get(f)) for sig in sigs
-                     for sid, f in self._sig_series.get(sig, ()))
-        for p, place, city, net in self.resolver.resolve_one(e):
-            self.step(p, t, sigs, vals, place, city, net, eid)
+        cat = self.catalog
+        sigs = cat.signals
+        M = np.zeros((len(done), len(sigs)), np.bool_)
+        vals = np.full((len(done), max(len(cat.series), 1)), np.nan)
+        rows: list[tuple[int, int, int, int, int, int]] = []
+        ids = []
+        for r, (t, eid, _, e) in enumerate(done):
+            ids.append(eid)
+            if e.get("kind") == "weather":
+                self.weather.add_one(e["city_code"], t, temp_c=e["temp_c"],
+                                     condition=e["condition"], aqi=e.get("aqi"),
+                                     humidity=e.get("humidity"))
+                continue
+            for s in sigs:
+                if s.match_one(e):
+                    M[r, s.id] = True
+            for sid, (sig, fname) in enumerate(cat.series):
+                v = e.get(fname) if fname is not None and M[r, sig] else None
+                if v is not None:
+                    vals[r, sid] = float(self.code(v)) if sid in self.program.text_series \
+                        else float(v)
+            for p, place, city, net in self.resolver.resolve_one(e):
+                rows.append((p, t, r, self.code(place), self.code(city), self.code(net)))
+        if rows:
+            cols = np.array(rows, np.int64).T
+            self._run(cols[0], cols[1], cols[2], cols[3].copy(), cols[4].copy(),
+                      cols[5].copy(), M, vals, pa.array(ids, pa.string()))
 
     def flush(self, until: int | None = None) -> None:
         """Release every held live event, then end the scenes whose hold ran out by ``until``."""
         self._release(1 << 62)
         if until is not None:
-            for p, s in self.states.items():
-                if s.next_exp < until:
-                    self._expire(p, s, until)
+            p = 0
+            while p < self.S.shape[0]:
+                p = self.program.module.flush(until, self.S, self.act, self.ctr, *self._o)
+                self._drain(None)
 
     # --- queries -----------------------------------------------------------------------------
 
     def scenes_of(self, person_id: str, t: int) -> list[str]:
         """Scenes person ``person_id`` is in at ``t`` (not before the last event processed)."""
         p = self.resolver.index.get(person_id)
-        s = self.states.get(p) if p is not None else None
-        if s is None:
+        if p is None:
             return []
         scenes = self.catalog.scenes
-        return [scenes[k].id for k, v in s.active.items() if v[1] >= t]
+        return [scenes[k].id for k in np.flatnonzero(self.act[p] >= t).tolist()]
+
+    def window_sizes(self, person_id: str) -> list[int]:
+        """How many values the person's aggregate windows hold (bounded by the ring)."""
+        p = self.resolver.index[person_id]
+        return [int(self.rlen[q]) for q in self.slot[p].tolist() if q >= 0]
 
     def events(self) -> pa.Table:
         """The scene events so far, in time order, as rows for the event log."""

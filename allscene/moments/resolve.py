@@ -15,6 +15,7 @@ Arrow batch) give the same answers; a test holds them to it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import ibis
 import numpy as np
@@ -118,11 +119,43 @@ def work_end_hours(events: ibis.Table, devices: ibis.Table, keys: ibis.Table,
 class Resolved:
     """Per event row (repeated for each person it concerns): arrays of equal length."""
 
-    row: np.ndarray  # index of the event in the input table
-    person: np.ndarray  # person index in Resolver.people
-    place: list  # "home" | "work" | "other" | None
-    city: list  # city code | None
-    network: list  # "wifi" | "cellular" | None
+    row: np.ndarray  # int64: index of the event in the input table
+    person: np.ndarray  # int64: person index in Resolver.people
+    place: pa.Array  # string: "home" | "work" | "other" | null
+    city: pa.Array  # string: city code | null
+    network: pa.Array  # string: "wifi" | "cellular" | null
+
+
+class _Side(NamedTuple):
+    """A value set of raw event values (a BSSID, an IP prefix or a cell id; a null for None)
+    and, for each, the index of its place key (``b:``, ``i:`` or ``c:`` + value) and its city
+    code; ``-1`` for none. Both arrays end with a ``-1`` for a value not in the set."""
+
+    values: pa.Array
+    key: np.ndarray
+    city: np.ndarray
+
+
+@dataclass
+class _Bulk:
+    """Look-up tables of :meth:`Resolver.resolve_many`, built once from the resolver's dicts.
+
+    A value found with ``mapping.get(k) or ...`` is left out when falsy, as the ``or`` falls
+    through it as through a miss (the IP city, the last operand, only when None); so a
+    look-up gives a code (of :attr:`names`) or ``-1``.
+    """
+
+    names: pa.Array  # string: place and city values, "other" first
+    dev_ids: pa.Array  # string: device ids (a None key as a null)
+    dev_start: np.ndarray  # device j's persons: dev_persons[dev_start[j]:dev_start[j + 1]]
+    dev_persons: np.ndarray
+    n_people: int
+    key_codes: pa.Array  # int64: key index * n_people + person, for each (person, key)
+    key_place: np.ndarray  # its place code, then a -1
+    none_key: int  # index of the key None (-1 if there is none)
+    bssid: _Side
+    prefix: _Side
+    cell: _Side
 
 
 class Resolver:
@@ -191,47 +224,146 @@ class Resolver:
     # --- a batch ---------------------------------------------------------------------------
 
     def resolve_many(self, t: pa.Table) -> Resolved:
+        """Resolve an Arrow batch of events at once, as :meth:`resolve_one` does each row.
+
+        Parameters
+        ----------
+        t : pa.Table
+            Events with ``device_id`` and ``kind``; ``bssid``, ``ip``, ``network`` and
+            ``cell_id`` are read when some row of a known device is a place kind.
+
+        Returns
+        -------
+        Resolved
+            One entry per (row, person of the row's device), by row then person; rows of
+            unknown devices give none.
+        """
+        b = self._tables()
         n = t.num_rows
-        dev = t["device_id"].to_pylist()
-        rows: list[int] = []
-        persons: list[int] = []
-        get = self.devices.get
-        for i, d in enumerate(dev):
-            ps = get(d)
-            if ps:
-                if len(ps) == 1:
-                    rows.append(i)
-                    persons.append(ps[0])
-                else:
-                    rows.extend([i] * len(ps))
-                    persons.extend(ps)
-        row = np.asarray(rows, dtype=np.int64)
-        person = np.asarray(persons, dtype=np.int64)
+        d = _index(_text(t["device_id"]), b.dev_ids)
+        start = b.dev_start[np.maximum(d, 0)]
+        count = np.where(d >= 0, b.dev_start[d + 1] - start, 0)
+        row = np.repeat(np.arange(n, dtype=np.int64), count)
         m = len(row)
-        place: list = [None] * m
-        city: list = [None] * m
-        network: list = [None] * m
+        first = np.cumsum(count) - count  # where each input row's entries begin
+        person = b.dev_persons[np.repeat(start - first, count) + np.arange(m, dtype=np.int64)]
+        place, city, net_row = (np.full(m, -1, np.int64) for _ in range(3))
         is_place = pc.is_in(t["kind"], value_set=pa.array(PLACE_KINDS)).to_numpy(
-            zero_copy_only=False)
-        sel = np.flatnonzero(is_place[row]) if n else np.array([], np.int64)
-        if len(sel):
-            sub = t.take(pa.array(row[sel]))
-            kind = sub["kind"].to_pylist()
-            bssid, ip = sub["bssid"].to_pylist(), sub["ip"].to_pylist()
-            net, cell = sub["network"].to_pylist(), sub["cell_id"].to_pylist()
-            keys, cells, ips = self.keys, self.cell_city, self.ip_city
-            for j, s in enumerate(sel.tolist()):
-                p = persons[s]
-                if kind[j] == "wifi_connect":
-                    k1, k2 = _key("b:", bssid[j]), None
-                else:
-                    k1 = _key("i:", _prefix(ip[j])) if net[j] == "wifi" else None
-                    k2 = _key("c:", cell[j])
-                    network[s] = net[j]
-                    city[s] = cells.get(cell[j]) or (
-                        ips.get(_prefix(ip[j])) if net[j] == "wifi" else None)
-                place[s] = keys.get((p, k1)) or keys.get((p, k2)) or "other"
-        return Resolved(row, person, place, city, network)
+            zero_copy_only=False) if m else np.zeros(n, np.bool_)
+        rows = np.flatnonzero(is_place & (count > 0))  # input rows needing a place
+        network = pa.nulls(m, pa.string())
+        if len(rows):
+            k1, k2, loc, city_of = self._places(t, pa.array(rows), b)
+            c = count[rows]
+            at = np.repeat(np.arange(len(rows)), c)  # entry → its row's position in rows
+            sel = np.repeat(first[rows] - (np.cumsum(c) - c), c) + np.arange(len(at))
+            v1, v2 = (_key_place(b, k[at], person[sel]) for k in (k1, k2))
+            place[sel] = np.where(v1 >= 0, v1, np.where(v2 >= 0, v2, 0))  # 0: "other"
+            city[sel] = city_of[at]
+            net_row[sel] = np.where(loc[at], row[sel], -1)
+            network = _flat(_text(t["network"]).take(_masked(net_row)))
+        return Resolved(row, person, b.names.take(_masked(place)),
+                        b.names.take(_masked(city)), network)
+
+    def _places(self, t: pa.Table, rows: pa.Array,
+                b: _Bulk) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """For place-kind rows: indices of the first and second place keys (``-1``: no key),
+        whether it is a location, and the city code (``-1``: none)."""
+        kind, bssid, ip, net, cell = (_flat(_text(t[c]).take(rows)) for c in (
+            "kind", "bssid", "ip", "network", "cell_id"))
+        wifi = pc.equal(kind, "wifi_connect").to_numpy(zero_copy_only=False)
+        on_wifi = pc.fill_null(pc.equal(net, "wifi"), False).to_numpy(zero_copy_only=False)
+        bi, pi, ci = (_index(v, side.values) for v, side in (
+            (bssid, b.bssid), (_prefixes(ip), b.prefix), (cell, b.cell)))
+        k1 = np.where(wifi, b.bssid.key[bi], np.where(on_wifi, b.prefix.key[pi], b.none_key))
+        k2 = np.where(wifi, b.none_key, b.cell.key[ci])
+        by_cell = b.cell.city[ci]
+        city = np.where(wifi, -1, np.where(by_cell >= 0, by_cell,
+                                           np.where(on_wifi, b.prefix.city[pi], -1)))
+        return k1, k2, ~wifi, city
+
+    def _tables(self) -> _Bulk:
+        """The :class:`_Bulk` look-up tables, built on first use and kept on the instance."""
+        bulk = getattr(self, "_bulk", None)
+        if bulk is None:
+            bulk = self._bulk = self._build_tables()
+        return bulk
+
+    def _build_tables(self) -> _Bulk:
+        """Arrow value sets and numpy code arrays from ``devices``, ``keys``, ``cell_city`` and
+        ``ip_city`` (a later change to those dicts is not seen by a resolver already used)."""
+        names: dict[str, int] = {"other": 0}
+
+        def code(v: str) -> int:
+            return names.setdefault(v, len(names))
+
+        n_people = max(len(self.people), 1)
+        key_ids: dict[str | None, int] = {}
+        items = [(key_ids.setdefault(k, len(key_ids)) * n_people + p, code(v))
+                 for (p, k), v in self.keys.items() if v]
+        none_key = key_ids.get(None, -1)
+
+        def side(tag: str, cities: dict, last: bool = False) -> _Side:
+            found: dict[str | None, list[int]] = {None: [none_key, -1]}
+            for k, i in key_ids.items():
+                if k is not None and k.startswith(tag):
+                    found.setdefault(k[len(tag):], [-1, -1])[0] = i
+            for k, v in cities.items():
+                if v or (last and v is not None):  # the last operand of an ``or`` is kept
+                    found.setdefault(k, [-1, -1])[1] = code(v)
+            key, city = zip(*found.values(), strict=True)
+            return _Side(pa.array(list(found), pa.string()),
+                         np.array([*key, -1], np.int64), np.array([*city, -1], np.int64))
+
+        devs = list(self.devices.items())
+        size = np.array([len(ps) for _, ps in devs], np.int64)
+        sides = side("b:", {}), side("i:", self.ip_city, last=True), side("c:", self.cell_city)
+        return _Bulk(
+            names=pa.array(list(names), pa.string()),  # after the sides: they add city names
+            dev_ids=pa.array([d for d, _ in devs], pa.string()),
+            dev_start=np.concatenate([[0], np.cumsum(size)]).astype(np.int64),
+            dev_persons=np.array([p for _, ps in devs for p in ps], np.int64),
+            n_people=n_people, key_codes=pa.array([c for c, _ in items], pa.int64()),
+            key_place=np.array([v for _, v in items] + [-1], np.int64), none_key=none_key,
+            bssid=sides[0], prefix=sides[1], cell=sides[2])
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.pop("_bulk", None)  # rebuilt on first use; keeps pickles as they were
+        return state
+
+
+def _text(col: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    return col if col.type == pa.string() else col.cast(pa.string())
+
+
+def _flat(col: pa.Array | pa.ChunkedArray) -> pa.Array:
+    return col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+
+
+def _masked(idx: np.ndarray) -> pa.Array:
+    """Take indices with ``-1`` as null (taking a null gives a null)."""
+    return pa.array(idx, pa.int64(), mask=idx < 0)
+
+
+def _index(values: pa.Array | pa.ChunkedArray, value_set: pa.Array) -> np.ndarray:
+    """Position of each value in ``value_set``, ``-1`` when absent (a null finds a null)."""
+    i = pc.index_in(values, value_set=value_set, skip_nulls=False)
+    return pc.fill_null(i, -1).to_numpy().astype(np.int64, copy=False)
+
+
+def _key_place(b: _Bulk, key: np.ndarray, person: np.ndarray) -> np.ndarray:
+    """Place code of each (key index, person) pair, ``-1`` when the person has no such key."""
+    q = np.where(key >= 0, key * b.n_people + person, -1)
+    return b.key_place[_index(pa.array(q), b.key_codes)]
+
+
+def _prefixes(ip: pa.Array) -> pa.Array:
+    """:func:`_prefix` of each IP: up to its last dot when that is not the first character."""
+    parts = pc.split_pattern(ip, ".", max_splits=1, reverse=True)
+    head = pc.list_element(parts, 0)
+    ok = pc.and_(pc.equal(pc.list_value_length(parts), 2), pc.not_equal(head, ""))
+    return pc.if_else(ok, head, pa.scalar(None, pa.string()))
 
 
 def _key(prefix: str, value: str | None) -> str | None:

@@ -43,6 +43,46 @@ class Signal:
         return pc.fill_null(mask, False).to_numpy(zero_copy_only=False)
 
 
+def match_all(signals: list[Signal], table: pa.Table) -> np.ndarray:
+    """``[row, signal.id]``: which rows match which signals (as :meth:`Signal.match_many`,
+    but each kind's filters run only over that kind's rows)."""
+    out = np.zeros((table.num_rows, len(signals)), np.bool_)
+    if not table.num_rows:
+        return out
+    kinds = table["kind"].combine_chunks().dictionary_encode()
+    names = kinds.dictionary.to_pylist()
+    codes = kinds.indices.to_numpy(zero_copy_only=False)
+    by_kind: dict[str, list[Signal]] = {}
+    for sig in signals:
+        by_kind.setdefault(sig.kind, []).append(sig)
+    for kind, sigs in by_kind.items():
+        if kind not in names:
+            continue
+        rows = np.flatnonzero(codes == names.index(kind))
+        sub = None
+        for sig in sigs:
+            if sig.filter is None:
+                out[rows, sig.id] = True
+                continue
+            if sub is None:
+                cols = sorted({f for x in sigs if x.filter is not None
+                               for f in _fields_of(x.filter)})
+                sub = table.select(cols).take(pa.array(rows))
+            hit = pc.fill_null(_arrow_filter(sig.filter, sub), False)
+            out[rows, sig.id] = hit.to_numpy(zero_copy_only=False)
+    return out
+
+
+def _fields_of(node: Any) -> set[str]:
+    """The event fields a filter reads."""
+    if isinstance(node, And | Or):
+        return set().union(*(_fields_of(x) for x in node.items))
+    if isinstance(node, Not):
+        return _fields_of(node.item)
+    item = node.left if isinstance(node, Cmp) else getattr(node, "item", node)
+    return {item.parts[0]} if isinstance(item, Name) else set()
+
+
 def _py_filter(node: Any, e: dict[str, Any]) -> bool:
     if isinstance(node, And):
         return all(_py_filter(x, e) for x in node.items)

@@ -191,5 +191,6 @@ def test_state_is_bounded(n_people):
     rows = [ev("steps", us(8) + i * 60_000_000, "band1", steps=100, interval_s=60)
             for i in range(600)]
     e.run_many(table(rows))
-    s = e.states[e.resolver.index["alice"]]
-    assert all(len(d) <= 64 for d in s.vals.values())
+    sizes = e.window_sizes("alice")
+    assert sizes and all(n <= 64 for n in sizes)
+    assert e.act.shape == (len(e.resolver.people), len(e.catalog.scenes))

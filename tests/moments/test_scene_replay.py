@@ -36,9 +36,9 @@ def test_the_resolver_answers_the_same_one_by_one_and_in_bulk(world_log, built):
     many = resolver.resolve_many(t)
     rows = t.to_pylist()
     one = [(i, *r) for i, e in enumerate(rows) for r in resolver.resolve_one(e)]
-    assert one == list(zip(many.row.tolist(), many.person.tolist(), many.place, many.city,
-                           many.network, strict=True))
-    assert {p for p in many.place if p} == {"home", "work", "other"}
+    assert one == list(zip(many.row.tolist(), many.person.tolist(), many.place.to_pylist(),
+                           many.city.to_pylist(), many.network.to_pylist(), strict=True))
+    assert {p for p in many.place.to_pylist() if p} == {"home", "work", "other"}
 
 
 def test_batch_replay_and_live_ingest_give_identical_scene_events(world_log, built, homes,
