@@ -21,6 +21,7 @@ from allscene.world.geo import (
     Geo,
     nearest_tower,
 )
+from allscene.world.gps import ping_speeds, tracked_runs
 from allscene.world.population import CARS, INTENTS, INTERESTS, Population
 from allscene.world.schedule import (
     COMMUTE,
@@ -131,12 +132,17 @@ def simulate_day(pop: Population, geo: Geo, wx: Weather, *, seed: int, day: int,
     gps = rng.random(m) < GPS_P[code]
     acc = rng.uniform(4, 40, m)
     noise = acc / 111_000
+    srng = np.random.default_rng([seed, 9, pop.batch, day])  # GPS speeds: allscene.world.gps
+    speed = ping_speeds(pop, srng, p, code)
     ev.add("location", ts(h), pick(phone, p), "phone", ip=ip,
            network=_cat(np.where(wifi, 0, 1), ["wifi", "cellular"]),
            cell_id=_masked(pick(geo.tower_id, tower), has_cell),
            lat=pa.array(np.round(lat + rng.normal(0, 1, m) * noise, 6), mask=~gps),
            lon=pa.array(np.round(lon + rng.normal(0, 1, m) * noise, 6), mask=~gps),
-           accuracy_m=pa.array(np.round(acc, 1), mask=~gps))
+           accuracy_m=pa.array(np.round(acc, 1), mask=~gps),
+           speed_mps=pa.array(np.round(speed, 1), mask=~gps))
+
+    tracked_runs(ev, pop, geo, s, srng, t0)
 
     # --- Wi-Fi connects: arriving home or at the office, and when the phone wakes ----------
     at_home = (pl == HOME) | (pl == SLEEP)
