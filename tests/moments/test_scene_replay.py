@@ -131,7 +131,6 @@ def test_working_late_meets_its_goal(scores):
     assert r["precision"] >= 0.9 and r["recall"] >= 0.8, r
 
 
-@pytest.mark.xfail(reason="known gap: runs without a band, and walks, are confused", strict=True)
 def test_running_meets_its_goal(scores):
     r = scores["running"]
     assert r["precision"] >= 0.9 and r["recall"] >= 0.8, r
