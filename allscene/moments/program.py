@@ -69,7 +69,13 @@ def _module(catalog: Catalog) -> ModuleType:
     if mod is not None:
         return mod
     folder = cache_dir()
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:  # a read-only home: compile into the temporary folder instead
+        import tempfile
+
+        folder = Path(tempfile.gettempdir()) / "allscene-moments"
+        folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"scenes_{key}.py"
     if not path.exists() or path.read_text(encoding="utf-8") != text:
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
