@@ -1,0 +1,152 @@
+"""Online delivery state: frequency counters and spend, in-process or in Redis.
+
+One interface, two backends. :class:`MemoryState` lives in the server process (the embedded
+default); :class:`RedisState` is shared by every server process that points at the same
+Redis, and makes each decision's check-and-record one atomic step (a Lua script), so several
+processes serving at once never exceed a frequency cap, and never a budget by more than
+one impression's price.
+
+:meth:`try_serve` is that step: it refuses with the reason (``"frequency cap"``,
+``"daily budget"``, ``"total budget"``), or records the impression against the person's cap
+and adds its price to the campaign's spend for the day and in total. Money is kept in
+integer micro-yuan (no rounding drift).
+
+Examples
+--------
+>>> s = MemoryState()
+>>> [s.try_serve("p1", "c1", cap=2, window_s=86400, price=0.05, daily_budget=1.0,
+...              total_budget=10.0, day="2026-10-01", now=1000.0 + i) for i in range(3)]
+[None, None, 'frequency cap']
+>>> s.spend("c1"), s.spend("c1", "2026-10-01"), s.frequency("p1", "c1", 86400, now=1003.0)
+(0.1, 0.1, 2)
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+
+MICRO = 1_000_000
+
+
+def _micro(x: float | None) -> int | None:
+    return None if x is None else int(round(x * MICRO))
+
+
+class MemoryState:
+    """In-process state (one server process); thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seen: dict[tuple[str, str], deque[float]] = {}
+        self._spend: dict[tuple[str, str], int] = {}  # (campaign, day or "") -> micro-yuan
+
+    def try_serve(self, person: str, campaign: str, *, cap: int, window_s: float, price: float,
+                  daily_budget: float | None, total_budget: float, day: str,
+                  now: float) -> str | None:
+        p, daily, total = _micro(price), _micro(daily_budget), _micro(total_budget)
+        with self._lock:
+            seen = self._seen.setdefault((campaign, person), deque())
+            while seen and seen[0] <= now - window_s:
+                seen.popleft()
+            if len(seen) >= cap:
+                return "frequency cap"
+            if daily is not None and self._spend.get((campaign, day), 0) + p > daily:
+                return "daily budget"
+            if self._spend.get((campaign, ""), 0) + p > total:
+                return "total budget"
+            seen.append(now)
+            self._spend[(campaign, day)] = self._spend.get((campaign, day), 0) + p
+            self._spend[(campaign, "")] = self._spend.get((campaign, ""), 0) + p
+            return None
+
+    def spend(self, campaign: str, day: str | None = None) -> float:
+        with self._lock:
+            return self._spend.get((campaign, day or ""), 0) / MICRO
+
+    def frequency(self, person: str, campaign: str, window_s: float, now: float) -> int:
+        with self._lock:
+            return sum(1 for t in self._seen.get((campaign, person), ()) if t > now - window_s)
+
+    def restore_spend(self, campaign: str, day: str, day_spend: float, total: float) -> None:
+        """Set a campaign's spend (rebuilt from the impression log after a restart)."""
+        with self._lock:
+            self._spend[(campaign, day)] = _micro(day_spend)
+            self._spend[(campaign, "")] = _micro(total)
+
+
+# KEYS: frequency zset, day spend, total spend. ARGV: now, window, cap, price, daily (-1 none),
+# total, member (unique), ttl of the day key.
+_SERVE = """
+local seen, dayk, totk = KEYS[1], KEYS[2], KEYS[3]
+local now, window, cap = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local price, daily, total = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+redis.call('ZREMRANGEBYSCORE', seen, '-inf', now - window)
+if redis.call('ZCARD', seen) >= cap then return 'frequency cap' end
+local d = tonumber(redis.call('GET', dayk) or '0')
+if daily >= 0 and d + price > daily then return 'daily budget' end
+local t = tonumber(redis.call('GET', totk) or '0')
+if t + price > total then return 'total budget' end
+redis.call('ZADD', seen, now, ARGV[7])
+redis.call('EXPIRE', seen, math.ceil(window) + 60)
+redis.call('INCRBY', dayk, price)
+redis.call('EXPIRE', dayk, tonumber(ARGV[8]))
+redis.call('INCRBY', totk, price)
+return false
+"""
+
+
+class RedisState:
+    """State shared through Redis by several server processes.
+
+    Parameters
+    ----------
+    url
+        ``redis://host:port/db``.
+    prefix
+        Key prefix (tests use one each; deployments one per environment).
+    """
+
+    def __init__(self, url: str, *, prefix: str = "allscene:"):
+        import itertools
+        import os
+
+        import redis
+
+        self.r = redis.Redis.from_url(url, decode_responses=True)
+        self.prefix = prefix
+        self._serve = self.r.register_script(_SERVE)
+        self._ids = itertools.count()
+        self._me = f"{os.getpid()}-{id(self)}"
+
+    def _k(self, *parts: str) -> str:
+        return self.prefix + ":".join(parts)
+
+    def try_serve(self, person: str, campaign: str, *, cap: int, window_s: float, price: float,
+                  daily_budget: float | None, total_budget: float, day: str,
+                  now: float) -> str | None:
+        daily = _micro(daily_budget)
+        out = self._serve(
+            keys=[self._k("f", campaign, person), self._k("s", campaign, day),
+                  self._k("s", campaign)],
+            args=[now, window_s, cap, _micro(price), -1 if daily is None else daily,
+                  _micro(total_budget), f"{now}:{self._me}:{next(self._ids)}", 3 * 86400])
+        return out or None
+
+    def spend(self, campaign: str, day: str | None = None) -> float:
+        key = self._k("s", campaign, day) if day else self._k("s", campaign)
+        return int(self.r.get(key) or 0) / MICRO
+
+    def frequency(self, person: str, campaign: str, window_s: float, now: float) -> int:
+        return int(self.r.zcount(self._k("f", campaign, person), f"({now - window_s}", "+inf"))
+
+    def restore_spend(self, campaign: str, day: str, day_spend: float, total: float) -> None:
+        pipe = self.r.pipeline()
+        pipe.set(self._k("s", campaign, day), _micro(day_spend), ex=3 * 86400)
+        pipe.set(self._k("s", campaign), _micro(total))
+        pipe.execute()
+
+    def clear(self) -> None:
+        """Delete every key under the prefix (tests)."""
+        for key in self.r.scan_iter(self.prefix + "*", count=1000):
+            self.r.delete(key)
