@@ -74,6 +74,21 @@ class MemoryState:
             self._spend[(campaign, day)] = _micro(day_spend)
             self._spend[(campaign, "")] = _micro(total)
 
+    def first_time(self, key: str, ttl_s: float, now: float) -> bool:
+        """True the first time ``key`` is seen within ``ttl_s`` (de-duplicates tracking)."""
+        with self._lock:
+            seen = getattr(self, "_once", None)
+            if seen is None:
+                seen = self._once = {}
+            if len(seen) > 1_000_000:  # drop what has expired
+                for k in [k for k, t in seen.items() if t <= now]:
+                    del seen[k]
+            until = seen.get(key)
+            if until is not None and until > now:
+                return False
+            seen[key] = now + ttl_s
+            return True
+
 
 # KEYS: frequency zset, day spend, total spend. ARGV: now, window, cap, price, daily (-1 none),
 # total, member (unique), ttl of the day key.
@@ -145,6 +160,10 @@ class RedisState:
         pipe.set(self._k("s", campaign, day), _micro(day_spend), ex=3 * 86400)
         pipe.set(self._k("s", campaign), _micro(total))
         pipe.execute()
+
+    def first_time(self, key: str, ttl_s: float, now: float) -> bool:
+        """True the first time ``key`` is seen within ``ttl_s`` (across processes)."""
+        return bool(self.r.set(self._k("once", key), 1, nx=True, ex=max(1, int(ttl_s))))
 
     def clear(self) -> None:
         """Delete every key under the prefix (tests)."""
