@@ -1,0 +1,225 @@
+"""The decision engine: a request for a placement in, an ad (or no ad) and why, out.
+
+For a request (placement, device, time, weather) and what is known of the person behind the
+device (:class:`Viewer`: their person id, opt-out, resident county, audiences, scenes now):
+
+1. **Eligible campaigns** come from an index built when campaigns are loaded: per placement,
+   the live campaigns with a creative that fits it and a device type that matches. A request
+   then filters only those: flights, hours, county, scenes, audiences. A person who opted
+   out of personalized ads is offered only campaigns that target no one in particular.
+2. **Ranking** by expected value per thousand impressions: the CPM bid, or for CPC the bid x
+   pCTR x 1000 (``pctr`` is pluggable; a prior per placement until a model exists). Below the
+   placement's floor a campaign does not bid.
+3. **Holdout**: a campaign's holdout share of people (a hash of person and campaign, stable
+   across requests and servers) never sees it; the decision it would have won is kept as a
+   ghost for lift measurement, and the next campaign is tried.
+4. **Pacing**: an ``even`` campaign spends at most its daily budget x (hours begun today) /
+   24 by each hour.
+5. **Caps and budget** are checked and recorded in one atomic step of the online state
+   (:mod:`allscene.storage.online`), at a second price: the next bid, at least the floor.
+6. **Creative**: the first whose context rule holds (:mod:`allscene.delivery.rules`).
+7. **Response**: HMAC-signed impression and click URLs (:mod:`allscene.delivery.tracking`)
+   and the reasons campaigns were passed over; or no ad, and why.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from allscene.delivery.campaigns import Campaign
+from allscene.delivery.rules import parse_rule, rule_holds
+
+LOCAL = dt.timezone(dt.timedelta(hours=8))
+PRIOR_CTR = {"phone_splash": 0.03, "phone_feed": 0.012, "tv_boot": 0.004}
+DEFAULT_CTR = 0.008
+
+
+@dataclass(frozen=True)
+class Request:
+    placement: str
+    device_id: str | None
+    ts: dt.datetime
+    weather: dict[str, Any] = field(default_factory=dict)  # temp_c, condition, aqi, humidity
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """What the platform knows of the person behind a request's device."""
+
+    person_id: str | None
+    opted_out: bool = False
+    county: str | None = None
+    audiences: frozenset[tuple[str, str]] = frozenset()  # (advertiser, audience) they are in
+    scenes: frozenset[str] = frozenset()
+
+
+@dataclass
+class Decision:
+    request_id: str
+    placement: str
+    outcome: str  # "ad", "no_ad"
+    advertiser: str | None = None
+    campaign: str | None = None
+    creative: dict[str, Any] | None = None
+    price_cny: float = 0.0  # this impression's price (CNY)
+    imp_url: str | None = None
+    click_url: str | None = None
+    reasons: dict[str, int] = field(default_factory=dict)  # why campaigns were passed over
+    ghosts: list[tuple[str, str]] = field(default_factory=list)  # held-out winners
+
+
+@dataclass
+class _Live:
+    advertiser: str
+    c: Campaign
+    key: str
+    ecpm_cpm: float | None
+    rules: list[Any]
+
+
+def prior_pctr(viewer: Viewer, campaign: Campaign, placement: Any) -> float:
+    """The click prior of a placement (until a pCTR model is plugged in)."""
+    return PRIOR_CTR.get(placement.id, DEFAULT_CTR)
+
+
+def in_holdout(person: str, key: str, share: float) -> bool:
+    h = hashlib.sha256(f"{key}\n{person}".encode()).digest()
+    return int.from_bytes(h[:8], "big") / 2**64 < share
+
+
+class Decider:
+    """Decides ads for one set of live campaigns (call :meth:`load` again when they change).
+
+    Parameters
+    ----------
+    placements
+        The placement catalog (:func:`allscene.media.placements.load_placements`).
+    state
+        Online state (:class:`~allscene.storage.online.MemoryState` or ``RedisState``).
+    tracker
+        Signs the tracking URLs (:class:`~allscene.delivery.tracking.Tracker`).
+    base_url
+        Where the tracking endpoints are served (``https://ads.example``).
+    """
+
+    def __init__(self, placements, state, tracker, *, base_url: str,
+                 pctr: Callable[[Viewer, Campaign, Any], float] = prior_pctr):
+        self.placements, self.state, self.tracker = placements, state, tracker
+        self.base_url, self.pctr = base_url.rstrip("/"), pctr
+        self._by_placement: dict[str, list[_Live]] = {}
+
+    def load(self, campaigns: Iterable[tuple[str, Campaign]]) -> int:
+        """Index ``(advertiser, campaign)`` pairs by placement; returns how many are indexed."""
+        index: dict[str, list[_Live]] = {p.id: [] for p in self.placements}
+        n = 0
+        for advertiser, c in campaigns:
+            if c.status != "active":
+                continue
+            live = _Live(advertiser, c, f"{advertiser}/{c.id}",
+                         c.bid.amount if c.bid.type == "cpm" else None,
+                         [parse_rule(cr.rule) if cr.rule else None for cr in c.creatives])
+            t = c.targeting
+            for p in self.placements:
+                if t.placements and p.id not in t.placements:
+                    continue
+                if t.device_types and p.device_type not in t.device_types:
+                    continue
+                if any(p.fits(cr.model_dump()) is None for cr in c.creatives):
+                    index[p.id].append(live)
+                    n += 1
+        self._by_placement = index
+        return n
+
+    def decide(self, req: Request, viewer: Viewer) -> Decision:
+        out = Decision(req.request_id, req.placement, "no_ad")
+        placement = self.placements.get(req.placement)
+        if placement is None:
+            raise KeyError(f"unknown placement {req.placement!r}")
+        local = req.ts.astimezone(LOCAL)
+        day, hour = local.date().isoformat(), local.hour
+        who = viewer.person_id or f"device:{req.device_id}"
+        why: Counter[str] = Counter()
+        bids: list[tuple[float, _Live]] = []
+        for live in self._by_placement.get(req.placement, ()):
+            reason = self._unfit(live, viewer, req.ts, hour)
+            if reason:
+                why[reason] += 1
+                continue
+            c = live.c
+            ecpm = live.ecpm_cpm if live.ecpm_cpm is not None else \
+                c.bid.amount * self.pctr(viewer, c, placement) * 1000
+            if ecpm < placement.floor_cny:
+                why["below the floor"] += 1
+                continue
+            bids.append((ecpm, live))
+        bids.sort(key=lambda b: (-b[0], b[1].key))
+        env = {"hour": hour, "weekday": local.isoweekday(), "device_type": placement.device_type,
+               "placement": placement.id, "scenes": viewer.scenes,
+               **{f"weather.{k}": v for k, v in req.weather.items()}}
+        for i, (ecpm, live) in enumerate(bids):
+            c = live.c
+            if viewer.person_id and c.holdout and in_holdout(viewer.person_id, live.key,
+                                                             c.holdout):
+                out.ghosts.append((live.advertiser, c.id))
+                why["holdout"] += 1
+                continue
+            creative = next((cr for cr, rule in zip(c.creatives, live.rules, strict=True)
+                             if (rule is None or rule_holds(rule, env))
+                             and placement.fits(cr.model_dump()) is None), None)
+            if creative is None:
+                why["no creative fits the context"] += 1
+                continue
+            second = bids[i + 1][0] if i + 1 < len(bids) else placement.floor_cny
+            price = round(min(ecpm, max(second, placement.floor_cny)) / 1000, 6)
+            if c.pacing == "even" and c.budget.daily is not None:
+                plan = c.budget.daily * (hour + 1) / 24
+                if self.state.spend(live.key, day) + price > plan:
+                    why["pacing"] += 1
+                    continue
+            refused = self.state.try_serve(
+                who, live.key, cap=c.frequency_cap.impressions,
+                window_s=c.frequency_cap.per_hours * 3600, price=price,
+                daily_budget=c.budget.daily, total_budget=c.budget.total, day=day,
+                now=req.ts.timestamp())
+            if refused:
+                why[refused] += 1
+                continue
+            fields = {"d": req.request_id, "a": live.advertiser, "c": c.id, "cr": creative.id,
+                      "p": placement.id, "price": f"{price:.6f}"}
+            now = req.ts.timestamp()
+            out.outcome, out.advertiser, out.campaign = "ad", live.advertiser, c.id
+            out.creative, out.price_cny = creative.model_dump(exclude_none=True), price
+            out.imp_url = self.tracker.url(f"{self.base_url}/t/imp", "imp", fields, now=now)
+            out.click_url = self.tracker.url(f"{self.base_url}/t/click", "click", fields,
+                                             now=now)
+            break
+        if out.outcome == "no_ad" and not why:
+            why["no campaign for this placement"] += 1
+        out.reasons = dict(why)
+        return out
+
+    @staticmethod
+    def _unfit(live: _Live, viewer: Viewer, ts: dt.datetime, hour: int) -> str | None:
+        c, t = live.c, live.c.targeting
+        if not c.live_at(ts):
+            return "outside its flights"
+        if t.hours and hour not in t.hours:
+            return "not at this hour"
+        targeted = bool(t.audiences or t.scenes or t.counties)
+        if targeted and viewer.opted_out:
+            return "person opted out of targeting"
+        if t.counties and viewer.county not in t.counties:
+            return "not in the target counties"
+        if t.scenes and not viewer.scenes.intersection(t.scenes):
+            return "not in the target scenes"
+        if t.audiences and not any((live.advertiser, a) in viewer.audiences
+                                   for a in t.audiences):
+            return "not in the target audiences"
+        return None
