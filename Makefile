@@ -28,6 +28,7 @@ bench: $(BIN)/.installed  ## benchmarks, each printed beside a baseline measured
 	$(BIN)/python bench/bench_tags.py
 	$(BIN)/python bench/bench_scenes.py
 	$(BIN)/python bench/bench_extrasensory.py
+	$(BIN)/python bench/bench_decide.py
 
 clean:
 	rm -rf $(VENV)  # never the data directory: it holds the event log

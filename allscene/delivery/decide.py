@@ -77,11 +77,28 @@ class Decision:
 
 @dataclass
 class _Live:
+    """A campaign as the request path reads it: plain sets and numbers."""
+
     advertiser: str
     c: Campaign
     key: str
     ecpm_cpm: float | None
     rules: list[Any]
+    flights: tuple[tuple[float, float], ...] = ()
+    hours: frozenset[int] = frozenset()
+    counties: frozenset[str] = frozenset()
+    scenes: frozenset[str] = frozenset()
+    audiences: frozenset[tuple[str, str]] = frozenset()
+
+    @classmethod
+    def of(cls, advertiser: str, c: Campaign) -> _Live:
+        t = c.targeting
+        return cls(advertiser, c, f"{advertiser}/{c.id}",
+                   c.bid.amount if c.bid.type == "cpm" else None,
+                   [parse_rule(cr.rule) if cr.rule else None for cr in c.creatives],
+                   tuple((f.start.timestamp(), f.end.timestamp()) for f in c.flights),
+                   frozenset(t.hours), frozenset(t.counties), frozenset(t.scenes),
+                   frozenset((advertiser, a) for a in t.audiences))
 
 
 def prior_pctr(viewer: Viewer, campaign: Campaign, placement: Any) -> float:
@@ -113,26 +130,28 @@ class Decider:
                  pctr: Callable[[Viewer, Campaign, Any], float] = prior_pctr):
         self.placements, self.state, self.tracker = placements, state, tracker
         self.base_url, self.pctr = base_url.rstrip("/"), pctr
-        self._by_placement: dict[str, list[_Live]] = {}
+        self._by_placement: dict[str, list[tuple[_Live, list]]] = {}
 
     def load(self, campaigns: Iterable[tuple[str, Campaign]]) -> int:
         """Index ``(advertiser, campaign)`` pairs by placement; returns how many are indexed."""
-        index: dict[str, list[_Live]] = {p.id: [] for p in self.placements}
+        index: dict[str, list[tuple[_Live, list]]] = {p.id: [] for p in self.placements}
         n = 0
         for advertiser, c in campaigns:
             if c.status != "active":
                 continue
-            live = _Live(advertiser, c, f"{advertiser}/{c.id}",
-                         c.bid.amount if c.bid.type == "cpm" else None,
-                         [parse_rule(cr.rule) if cr.rule else None for cr in c.creatives])
+            live = _Live.of(advertiser, c)
             t = c.targeting
             for p in self.placements:
                 if t.placements and p.id not in t.placements:
                     continue
                 if t.device_types and p.device_type not in t.device_types:
                     continue
-                if any(p.fits(cr.model_dump()) is None for cr in c.creatives):
-                    index[p.id].append(live)
+                # The creatives that fit this placement, in the advertiser's order, with rules.
+                fit = [(cr.model_dump(exclude_none=True), rule) for cr, rule
+                       in zip(c.creatives, live.rules, strict=True)
+                       if p.fits(cr.model_dump()) is None]
+                if fit:
+                    index[p.id].append((live, fit))
                     n += 1
         self._by_placement = index
         return n
@@ -145,10 +164,11 @@ class Decider:
         local = req.ts.astimezone(LOCAL)
         day, hour = local.date().isoformat(), local.hour
         who = viewer.person_id or f"device:{req.device_id}"
+        ts = req.ts.timestamp()
         why: Counter[str] = Counter()
-        bids: list[tuple[float, _Live]] = []
-        for live in self._by_placement.get(req.placement, ()):
-            reason = self._unfit(live, viewer, req.ts, hour)
+        bids: list[tuple[float, _Live, list]] = []
+        for live, fit in self._by_placement.get(req.placement, ()):
+            reason = self._unfit(live, viewer, ts, hour)
             if reason:
                 why[reason] += 1
                 continue
@@ -158,21 +178,20 @@ class Decider:
             if ecpm < placement.floor_cny:
                 why["below the floor"] += 1
                 continue
-            bids.append((ecpm, live))
+            bids.append((ecpm, live, fit))
         bids.sort(key=lambda b: (-b[0], b[1].key))
         env = {"hour": hour, "weekday": local.isoweekday(), "device_type": placement.device_type,
                "placement": placement.id, "scenes": viewer.scenes,
                **{f"weather.{k}": v for k, v in req.weather.items()}}
-        for i, (ecpm, live) in enumerate(bids):
+        for i, (ecpm, live, fit) in enumerate(bids):
             c = live.c
             if viewer.person_id and c.holdout and in_holdout(viewer.person_id, live.key,
                                                              c.holdout):
                 out.ghosts.append((live.advertiser, c.id))
                 why["holdout"] += 1
                 continue
-            creative = next((cr for cr, rule in zip(c.creatives, live.rules, strict=True)
-                             if (rule is None or rule_holds(rule, env))
-                             and placement.fits(cr.model_dump()) is None), None)
+            creative = next((cr for cr, rule in fit if rule is None or rule_holds(rule, env)),
+                            None)
             if creative is None:
                 why["no creative fits the context"] += 1
                 continue
@@ -191,11 +210,11 @@ class Decider:
             if refused:
                 why[refused] += 1
                 continue
-            fields = {"d": req.request_id, "a": live.advertiser, "c": c.id, "cr": creative.id,
+            fields = {"d": req.request_id, "a": live.advertiser, "c": c.id, "cr": creative["id"],
                       "p": placement.id, "price": f"{price:.6f}"}
             now = req.ts.timestamp()
             out.outcome, out.advertiser, out.campaign = "ad", live.advertiser, c.id
-            out.creative, out.price_cny = creative.model_dump(exclude_none=True), price
+            out.creative, out.price_cny = dict(creative), price
             out.imp_url = self.tracker.url(f"{self.base_url}/t/imp", "imp", fields, now=now)
             out.click_url = self.tracker.url(f"{self.base_url}/t/click", "click", fields,
                                              now=now)
@@ -206,20 +225,17 @@ class Decider:
         return out
 
     @staticmethod
-    def _unfit(live: _Live, viewer: Viewer, ts: dt.datetime, hour: int) -> str | None:
-        c, t = live.c, live.c.targeting
-        if not c.live_at(ts):
+    def _unfit(live: _Live, viewer: Viewer, ts: float, hour: int) -> str | None:
+        if not any(a <= ts < b for a, b in live.flights):
             return "outside its flights"
-        if t.hours and hour not in t.hours:
+        if live.hours and hour not in live.hours:
             return "not at this hour"
-        targeted = bool(t.audiences or t.scenes or t.counties)
-        if targeted and viewer.opted_out:
+        if viewer.opted_out and (live.counties or live.scenes or live.audiences):
             return "person opted out of targeting"
-        if t.counties and viewer.county not in t.counties:
+        if live.counties and viewer.county not in live.counties:
             return "not in the target counties"
-        if t.scenes and not viewer.scenes.intersection(t.scenes):
+        if live.scenes and live.scenes.isdisjoint(viewer.scenes):
             return "not in the target scenes"
-        if t.audiences and not any((live.advertiser, a) in viewer.audiences
-                                   for a in t.audiences):
+        if live.audiences and live.audiences.isdisjoint(viewer.audiences):
             return "not in the target audiences"
         return None

@@ -63,9 +63,11 @@ class Tracker:
         self.secret, self.state, self.ttl = secret, state, ttl_s
 
     def _sig(self, kind: str, fields: dict[str, str]) -> str:
-        msg = kind + "\n" + urlencode(sorted(fields.items()))
-        mac = hmac.new(self.secret, msg.encode("utf-8"), hashlib.sha256).digest()
-        return base64.urlsafe_b64encode(mac[:18]).decode("ascii")
+        return self._mac(kind, urlencode(sorted(fields.items())))
+
+    def _mac(self, kind: str, body: str) -> str:
+        mac = hmac.new(self.secret, (kind + "\n" + body).encode("utf-8"), hashlib.sha256)
+        return base64.urlsafe_b64encode(mac.digest()[:18]).decode("ascii")
 
     def url(self, base: str, kind: str, fields: dict[str, str], *, now: float) -> str:
         """A signed link for ``kind`` (imp, click, conv) carrying ``fields``."""
@@ -74,8 +76,8 @@ class Tracker:
         if "d" not in fields or any(k in RESERVED for k in fields):
             raise ValueError("fields need a decision id 'd' and may not use exp or sig")
         signed = {k: str(v) for k, v in fields.items()} | {"exp": str(int(now) + self.ttl)}
-        signed["sig"] = self._sig(kind, signed)
-        return f"{base}?{urlencode(signed)}"
+        body = urlencode(sorted(signed.items()))
+        return f"{base}?{body}&sig={self._mac(kind, body)}"
 
     def verify(self, kind: str, query: dict[str, str], *, now: float) -> dict[str, str]:
         """The signed fields of a tracking request, or :class:`TrackingError`."""
