@@ -97,12 +97,9 @@ def _py_filter(node: Any, e: dict[str, Any]) -> bool:
         return False
     if isinstance(node, Cmp):
         r = node.right.value
-        return {"==": v == r, "!=": v != r, "<": v < r, "<=": v <= r, ">": v > r,
-                ">=": v >= r}[node.op]
-    if isinstance(node, Range):
-        return node.lo.value <= v <= node.hi.value
-    if isinstance(node, OneOf):
-        return v in {x.value for x in node.values}
+        return _leaf(node, v, r)
+    if isinstance(node, Range | OneOf):
+        return _leaf(node, v, None)
     if isinstance(node, Match):
         return re.search(node.pattern, v) is not None
     raise TypeError(node)
@@ -181,10 +178,18 @@ def tri_state(node: Any, env: dict[str, Any]) -> bool | None:
         r = node.right.value
         if isinstance(v, str) != isinstance(r, str):
             return None
+        return _leaf(node, v, r)
+    if isinstance(node, Range | OneOf):
+        return _leaf(node, v, None)
+    return None
+
+
+def _leaf(node: Any, v: Any, r: Any) -> bool:
+    """A comparison, range or set test of a known value ``v`` (``r``: a comparison's right
+    side)."""
+    if isinstance(node, Cmp):
         return {"==": v == r, "!=": v != r, "<": v < r, "<=": v <= r, ">": v > r,
                 ">=": v >= r}[node.op]
     if isinstance(node, Range):
         return node.lo.value <= v <= node.hi.value
-    if isinstance(node, OneOf):
-        return v in {x.value for x in node.values}
-    return None
+    return v in {x.value for x in node.values}
