@@ -95,8 +95,8 @@ def device_id(uuid: str) -> str:
 
     Examples
     --------
-    >>> device_id("1155FF54-63D3-4AB2-9863-8385D0BD0A13")
-    'es-1155ff54'
+    >>> device_id("ABCDEF12-0000-4000-8000-000000000000")
+    'es-abcdef12'
     """
     return "es-" + uuid[:8].lower()
 
