@@ -300,6 +300,10 @@ class AdDecision(EventBase):
     creative_id: Id | None = None
     advertiser_id: Id | None = None
     reason: Text | None = None
+    account_id: Id | None = None
+    """The person the decision was for, when the identity graph knows the device."""
+    cost: Money | None = None
+    """What the impression was priced at (CNY), for an ad."""
 
 
 class AdImpression(EventBase):

@@ -177,6 +177,16 @@ class ConfigStore:
                                 .order_by(c.advertiser, c.id)).all()
         return [(r[0], r[1], json.loads(r[2]), r[3]) for r in rows]
 
+    def campaigns_stamp(self) -> tuple[int, int, str]:
+        """Changes whenever any campaign is created, updated or deleted (count, sum of
+        versions, latest update): servers poll it to reload."""
+        c = self.campaigns.c
+        with self.engine.connect() as conn:
+            n, versions, latest = conn.execute(sa.select(
+                sa.func.count(), sa.func.coalesce(sa.func.sum(c.version), 0),
+                sa.func.max(c.updated_at))).one()
+        return int(n), int(versions), str(latest)
+
     def delete_campaign(self, advertiser: str, campaign_id: str) -> bool:
         c = self.campaigns.c
         with self.engine.begin() as conn:

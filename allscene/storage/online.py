@@ -8,7 +8,8 @@ one impression's price.
 
 :meth:`try_serve` is that step: it refuses with the reason (``"frequency cap"``,
 ``"daily budget"``, ``"total budget"``), or records the impression against the person's cap
-and adds its price to the campaign's spend for the day and in total. Money is kept in
+and adds its price to the campaign's spend for the day, in total, and (when ``hour`` names
+one, for pacing) for the hour. Money is kept in
 integer micro-yuan (no rounding drift).
 
 Examples
@@ -43,7 +44,7 @@ class MemoryState:
 
     def try_serve(self, person: str, campaign: str, *, cap: int, window_s: float, price: float,
                   daily_budget: float | None, total_budget: float, day: str,
-                  now: float) -> str | None:
+                  now: float, hour: str | None = None) -> str | None:
         p, daily, total = _micro(price), _micro(daily_budget), _micro(total_budget)
         with self._lock:
             seen = self._seen.setdefault((campaign, person), deque())
@@ -58,21 +59,38 @@ class MemoryState:
             seen.append(now)
             self._spend[(campaign, day)] = self._spend.get((campaign, day), 0) + p
             self._spend[(campaign, "")] = self._spend.get((campaign, ""), 0) + p
+            if hour is not None:
+                self._spend[(campaign, hour)] = self._spend.get((campaign, hour), 0) + p
             return None
 
     def spend(self, campaign: str, day: str | None = None) -> float:
         with self._lock:
             return self._spend.get((campaign, day or ""), 0) / MICRO
 
+    def pacing_spend(self, campaign: str, day: str, hour: str) -> tuple[float, float]:
+        """A campaign's spend today and in this hour."""
+        with self._lock:
+            return (self._spend.get((campaign, day), 0) / MICRO,
+                    self._spend.get((campaign, hour), 0) / MICRO)
+
     def frequency(self, person: str, campaign: str, window_s: float, now: float) -> int:
         with self._lock:
             return sum(1 for t in self._seen.get((campaign, person), ()) if t > now - window_s)
 
     def restore_spend(self, campaign: str, day: str, day_spend: float, total: float) -> None:
-        """Set a campaign's spend (rebuilt from the impression log after a restart)."""
+        """Raise a campaign's spend to at least what the decision log says (after a
+        restart); never lowers it."""
         with self._lock:
-            self._spend[(campaign, day)] = _micro(day_spend)
-            self._spend[(campaign, "")] = _micro(total)
+            for k, v in (((campaign, day), day_spend), ((campaign, ""), total)):
+                self._spend[k] = max(self._spend.get(k, 0), _micro(v))
+
+    def restore_seen(self, person: str, campaign: str, times: list[float],
+                     window_s: float) -> None:
+        """Recent impression times of a person for a campaign (after a restart), kept only
+        when none are known."""
+        with self._lock:
+            if not self._seen.get((campaign, person)):
+                self._seen[(campaign, person)] = deque(sorted(times))
 
     def first_time(self, key: str, ttl_s: float, now: float) -> bool:
         """True the first time ``key`` is seen within ``ttl_s`` (de-duplicates tracking)."""
@@ -90,7 +108,7 @@ class MemoryState:
             return True
 
 
-# KEYS: frequency zset, day spend, total spend. ARGV: now, window, cap, price, daily (-1 none),
+# KEYS: frequency zset, day spend, total spend, [hour spend]. ARGV: now, window, cap, price, daily (-1 none),
 # total, member (unique), ttl of the day key.
 _SERVE = """
 local seen, dayk, totk = KEYS[1], KEYS[2], KEYS[3]
@@ -107,7 +125,21 @@ redis.call('EXPIRE', seen, math.ceil(window) + 60)
 redis.call('INCRBY', dayk, price)
 redis.call('EXPIRE', dayk, tonumber(ARGV[8]))
 redis.call('INCRBY', totk, price)
+if KEYS[4] then
+  redis.call('INCRBY', KEYS[4], price)
+  redis.call('EXPIRE', KEYS[4], tonumber(ARGV[8]))
+end
 return false
+"""
+
+
+_RAISE = """
+local v = tonumber(ARGV[1])
+if tonumber(redis.call('GET', KEYS[1]) or '0') < v then
+  if tonumber(ARGV[2]) > 0 then redis.call('SET', KEYS[1], v, 'EX', ARGV[2])
+  else redis.call('SET', KEYS[1], v) end
+end
+return 0
 """
 
 
@@ -131,6 +163,7 @@ class RedisState:
         self.r = redis.Redis.from_url(url, decode_responses=True)
         self.prefix = prefix
         self._serve = self.r.register_script(_SERVE)
+        self._raise = self.r.register_script(_RAISE)
         self._ids = itertools.count()
         self._me = f"{os.getpid()}-{id(self)}"
 
@@ -139,11 +172,14 @@ class RedisState:
 
     def try_serve(self, person: str, campaign: str, *, cap: int, window_s: float, price: float,
                   daily_budget: float | None, total_budget: float, day: str,
-                  now: float) -> str | None:
+                  now: float, hour: str | None = None) -> str | None:
         daily = _micro(daily_budget)
+        keys = [self._k("f", campaign, person), self._k("s", campaign, day),
+                self._k("s", campaign)]
+        if hour is not None:
+            keys.append(self._k("s", campaign, hour))
         out = self._serve(
-            keys=[self._k("f", campaign, person), self._k("s", campaign, day),
-                  self._k("s", campaign)],
+            keys=keys,
             args=[now, window_s, cap, _micro(price), -1 if daily is None else daily,
                   _micro(total_budget), f"{now}:{self._me}:{next(self._ids)}", 3 * 86400])
         return out or None
@@ -152,14 +188,29 @@ class RedisState:
         key = self._k("s", campaign, day) if day else self._k("s", campaign)
         return int(self.r.get(key) or 0) / MICRO
 
+    def pacing_spend(self, campaign: str, day: str, hour: str) -> tuple[float, float]:
+        """A campaign's spend today and in this hour (one round trip)."""
+        d, h = self.r.mget(self._k("s", campaign, day), self._k("s", campaign, hour))
+        return int(d or 0) / MICRO, int(h or 0) / MICRO
+
     def frequency(self, person: str, campaign: str, window_s: float, now: float) -> int:
         return int(self.r.zcount(self._k("f", campaign, person), f"({now - window_s}", "+inf"))
 
     def restore_spend(self, campaign: str, day: str, day_spend: float, total: float) -> None:
-        pipe = self.r.pipeline()
-        pipe.set(self._k("s", campaign, day), _micro(day_spend), ex=3 * 86400)
-        pipe.set(self._k("s", campaign), _micro(total))
-        pipe.execute()
+        """Raise the shared spend to at least the log's (Redis may be ahead, or empty after
+        its own restart); never lowers it."""
+        self._raise(keys=[self._k("s", campaign, day)], args=[_micro(day_spend), 3 * 86400])
+        self._raise(keys=[self._k("s", campaign)], args=[_micro(total), -1])
+
+    def restore_seen(self, person: str, campaign: str, times: list[float],
+                     window_s: float) -> None:
+        """Recent impression times, kept only when Redis knows none for the pair."""
+        key = self._k("f", campaign, person)
+        if times and not self.r.exists(key):
+            pipe = self.r.pipeline()
+            pipe.zadd(key, {f"{t}:log:{i}": t for i, t in enumerate(times)})
+            pipe.expire(key, int(window_s) + 60)
+            pipe.execute()
 
     def first_time(self, key: str, ttl_s: float, now: float) -> bool:
         """True the first time ``key`` is seen within ``ttl_s`` (across processes)."""

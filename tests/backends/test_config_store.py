@@ -96,3 +96,17 @@ def test_concurrent_editors_each_version_has_one_winner(store):
     # Every accepted edit saw the latest state: no increment is lost.
     assert doc["n"] == len(wins) == v - 1
     assert len(wins) + len(lost) == 40
+
+
+def test_the_stamp_changes_with_every_campaign_write(store):
+    store.add_advertiser("acme", "Acme")
+    stamps = [store.campaigns_stamp()]
+    store.put_campaign("acme", "c1", {"name": "a"})
+    stamps.append(store.campaigns_stamp())
+    store.put_campaign("acme", "c1", {"name": "b"}, expect_version=1)
+    stamps.append(store.campaigns_stamp())
+    store.delete_campaign("acme", "c1")
+    stamps.append(store.campaigns_stamp())
+    store.put_campaign("acme", "c2", {"name": "c"})  # one out, another in: still a change
+    stamps.append(store.campaigns_stamp())
+    assert all(a != b for a, b in zip(stamps, stamps[1:]))

@@ -60,6 +60,27 @@ def test_spend_can_be_restored_after_a_restart(state):
     assert serve(state, "p1", 1.0) is None
     assert serve(state, "p2", 1.0) == "daily budget"
     assert state.spend("c1") == pytest.approx(9.05)
+    state.restore_spend("c1", DAY, 0.5, 1.0)  # an older log never lowers what is known
+    assert state.spend("c1") == pytest.approx(9.05)
+    assert state.spend("c1", DAY) == pytest.approx(1.0)
+
+
+def test_hourly_spend_is_kept_for_pacing(state):
+    for i in range(3):
+        state.try_serve(f"p{i}", "c1", cap=5, window_s=3600, price=0.5, daily_budget=None,
+                        total_budget=10.0, day=DAY, now=1.0, hour=f"{DAY}T0{i % 2}")
+    assert state.pacing_spend("c1", DAY, f"{DAY}T00") == (1.5, 1.0)
+    assert state.pacing_spend("c1", DAY, f"{DAY}T01") == (1.5, 0.5)
+    assert state.pacing_spend("c2", DAY, f"{DAY}T01") == (0.0, 0.0)
+
+
+def test_recent_impressions_can_be_restored_for_the_cap(state):
+    state.restore_seen("p1", "c1", [50.0, 60.0], 3600)
+    assert serve(state, "p1", 100.0) == "frequency cap"
+    state.restore_seen("p2", "c1", [50.0], 3600)
+    assert serve(state, "p2", 100.0) is None
+    state.restore_seen("p2", "c1", [50.0, 60.0], 3600)  # known already: not counted twice
+    assert state.frequency("p2", "c1", 3600, now=100.0) == 2
 
 
 def _hammer(url: str, prefix: str, seed: int, n: int, out) -> None:
