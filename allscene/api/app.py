@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
 from allscene import __version__
 from allscene.config import Settings
+from allscene.delivery import advertiser_http, server
+from allscene.delivery import http as ads_http
 from allscene.events import http as events_http
 from allscene.events.ingest import Ingestor
 from allscene.moments import http as scenes_http
@@ -16,7 +21,14 @@ from allscene.storage import ParquetEventLog
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app for ``settings`` (default: from the environment)."""
     settings = settings or Settings()
-    app = FastAPI(title="allscene", version=__version__,
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if app.state.ads is not None:
+            app.state.ads.adlog.close()  # what was journalled goes into the log
+
+    app = FastAPI(title="allscene", version=__version__, lifespan=lifespan,
                   description="All-scene intelligent marketing platform")
     app.state.settings = settings
     app.state.log = ParquetEventLog(settings.log_dir)
@@ -26,13 +38,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                                 settings.world_dir / "reference", app.state.log)
     except FileNotFoundError as exc:
         app.state.scenes_error = str(exc)
-    app.state.ingestor = Ingestor(app.state.log, on_stored=(
-        app.state.scenes.feed_many if app.state.scenes else None))
-    app.include_router(events_http.router)
-    app.include_router(scenes_http.router)
+    listeners = []
+    app.state.ingestor = Ingestor(app.state.log, on_stored=lambda events: [
+        f(events) for f in listeners])
+    if app.state.scenes is not None:
+        listeners.append(app.state.scenes.feed_many)
+    app.state.ads = server.build_ad_server(
+        settings, app.state.log, Ingestor(app.state.log),
+        app.state.scenes.scene_ids if app.state.scenes else None)
+    listeners.append(app.state.ads.directory.observe)  # opt-outs take effect at once
+    for module in (events_http, scenes_http, ads_http, advertiser_http):
+        app.include_router(module.router)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, object]:
-        return {"status": "ok", "version": __version__, "events": app.state.log.count()}
+        return {"status": "ok", "version": __version__, "events": app.state.log.count(),
+                "campaigns": len(app.state.ads.live)}
 
     return app

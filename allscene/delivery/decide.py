@@ -13,8 +13,10 @@ device (:class:`Viewer`: their person id, opt-out, resident county, audiences, s
 3. **Holdout**: a campaign's holdout share of people (a hash of person and campaign, stable
    across requests and servers) never sees it; the decision it would have won is kept as a
    ghost for lift measurement, and the next campaign is tried.
-4. **Pacing**: an ``even`` campaign spends at most its daily budget x (hours begun today) /
-   24 by each hour.
+4. **Pacing**: an ``even`` campaign spreads what is left of its daily budget over the hours
+   left in the (local) day: in hour ``h`` it spends at most (daily budget - spent before
+   ``h``) / (24 - ``h``). With steady traffic that is the daily budget / 24 each hour; after
+   hours without traffic, the rest is spread evenly again rather than rushed.
 5. **Caps and budget** are checked and recorded in one atomic step of the online state
    (:mod:`allscene.storage.online`), at a second price: the next bid, at least the floor.
 6. **Creative**: the first whose context rule holds (:mod:`allscene.delivery.rules`).
@@ -28,7 +30,7 @@ import datetime as dt
 import hashlib
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +49,8 @@ class Request:
     ts: dt.datetime
     weather: dict[str, Any] = field(default_factory=dict)  # temp_c, condition, aqi, humidity
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    floor_cny: float = 0.0
+    """The seller's floor (CPM, CNY) when above the placement's own (OpenRTB ``bidfloor``)."""
 
 
 @dataclass(frozen=True)
@@ -56,7 +60,9 @@ class Viewer:
     person_id: str | None
     opted_out: bool = False
     county: str | None = None
-    audiences: frozenset[tuple[str, str]] = frozenset()  # (advertiser, audience) they are in
+    audiences: Container[tuple[str, str]] = frozenset()
+    """The ``(advertiser, audience)`` pairs the person is in: a set, or any container that
+    answers ``in`` (e.g. a lookup into the audiences' bitmaps)."""
     scenes: frozenset[str] = frozenset()
 
 
@@ -65,6 +71,8 @@ class Decision:
     request_id: str
     placement: str
     outcome: str  # "ad", "no_ad"
+    device_id: str | None = None
+    person_id: str | None = None
     advertiser: str | None = None
     campaign: str | None = None
     creative: dict[str, Any] | None = None
@@ -157,7 +165,7 @@ class Decider:
         return n
 
     def decide(self, req: Request, viewer: Viewer) -> Decision:
-        out = Decision(req.request_id, req.placement, "no_ad")
+        out = Decision(req.request_id, req.placement, "no_ad", req.device_id, viewer.person_id)
         placement = self.placements.get(req.placement)
         if placement is None:
             raise KeyError(f"unknown placement {req.placement!r}")
@@ -165,6 +173,7 @@ class Decider:
         day, hour = local.date().isoformat(), local.hour
         who = viewer.person_id or f"device:{req.device_id}"
         ts = req.ts.timestamp()
+        floor = max(placement.floor_cny, req.floor_cny)
         why: Counter[str] = Counter()
         bids: list[tuple[float, _Live, list]] = []
         for live, fit in self._by_placement.get(req.placement, ()):
@@ -175,7 +184,7 @@ class Decider:
             c = live.c
             ecpm = live.ecpm_cpm if live.ecpm_cpm is not None else \
                 c.bid.amount * self.pctr(viewer, c, placement) * 1000
-            if ecpm < placement.floor_cny:
+            if ecpm < floor:
                 why["below the floor"] += 1
                 continue
             bids.append((ecpm, live, fit))
@@ -195,23 +204,28 @@ class Decider:
             if creative is None:
                 why["no creative fits the context"] += 1
                 continue
-            second = bids[i + 1][0] if i + 1 < len(bids) else placement.floor_cny
-            price = round(min(ecpm, max(second, placement.floor_cny)) / 1000, 6)
-            if c.pacing == "even" and c.budget.daily is not None:
-                plan = c.budget.daily * (hour + 1) / 24
-                if self.state.spend(live.key, day) + price > plan:
+            second = bids[i + 1][0] if i + 1 < len(bids) else floor
+            price = round(min(ecpm, max(second, floor)) / 1000, 6)
+            paced = c.pacing == "even" and c.budget.daily is not None
+            hour_key = f"{day}T{hour:02d}" if paced else None
+            if paced:
+                today, this_hour = self.state.pacing_spend(live.key, day, hour_key)
+                plan = (c.budget.daily - (today - this_hour)) / (24 - hour)
+                if this_hour + price > plan:
                     why["pacing"] += 1
                     continue
             refused = self.state.try_serve(
                 who, live.key, cap=c.frequency_cap.impressions,
                 window_s=c.frequency_cap.per_hours * 3600, price=price,
                 daily_budget=c.budget.daily, total_budget=c.budget.total, day=day,
-                now=req.ts.timestamp())
+                now=req.ts.timestamp(), hour=hour_key)
             if refused:
                 why[refused] += 1
                 continue
             fields = {"d": req.request_id, "a": live.advertiser, "c": c.id, "cr": creative["id"],
-                      "p": placement.id, "price": f"{price:.6f}"}
+                      "p": placement.id, "price": f"{price:.6f}", "dv": req.device_id or ""}
+            if creative.get("landing"):
+                fields["to"] = creative["landing"]  # signed: the click cannot be redirected
             now = req.ts.timestamp()
             out.outcome, out.advertiser, out.campaign = "ad", live.advertiser, c.id
             out.creative, out.price_cny = dict(creative), price
@@ -236,6 +250,6 @@ class Decider:
             return "not in the target counties"
         if live.scenes and live.scenes.isdisjoint(viewer.scenes):
             return "not in the target scenes"
-        if live.audiences and live.audiences.isdisjoint(viewer.audiences):
+        if live.audiences and not any(a in viewer.audiences for a in live.audiences):
             return "not in the target audiences"
         return None

@@ -65,6 +65,12 @@ class LiveScenes:
             return 0
         return self.log.append(rp.scene_event_table(self.engine, rows)).accepted
 
+    def scene_ids(self, person_id: str, at: dt.datetime) -> frozenset[str]:
+        """The ids of the scenes ``person_id`` is in at ``at`` (what delivery asks)."""
+        us = int(at.timestamp()) * 1_000_000 + at.microsecond
+        with self._lock:
+            return frozenset(self.engine.scenes_of(person_id, us))
+
     def scenes_of(self, person_id: str, at: dt.datetime | None = None) -> list[dict]:
         """The scenes ``person_id`` is in at ``at`` (default now), with their names."""
         t = at or dt.datetime.now(dt.UTC)

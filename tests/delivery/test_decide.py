@@ -129,6 +129,20 @@ def test_even_pacing_spends_each_hour_near_its_plan(decider):
     assert all(abs(s - 1.0) <= 0.1 for s in spent), spent
 
 
+def test_after_hours_without_traffic_the_rest_of_the_day_is_spread_evenly(decider):
+    decider.load([("acme", campaign("even", pacing="even",
+                                    budget={"total": 100.0, "daily": 24.0}))])
+    spent = []
+    for h in range(6, 24):  # no requests from midnight to 6 am
+        before = decider.state.spend("acme/even", "2026-10-12")
+        for i in range(600):
+            ask(decider, Viewer(f"h{h}-{i}"), at=T0 + dt.timedelta(hours=h, seconds=i * 5))
+        spent.append(decider.state.spend("acme/even", "2026-10-12") - before)
+    plan = 24.0 / 18  # the whole day's budget over the 18 hours left
+    assert all(abs(s - plan) <= 0.1 * plan for s in spent), spent
+    assert sum(spent) <= 24.0
+
+
 def test_an_unknown_placement_is_an_error(decider):
     with pytest.raises(KeyError, match="unknown placement"):
         ask(decider, placement="nope")
