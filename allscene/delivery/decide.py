@@ -51,6 +51,9 @@ class Request:
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     floor_cny: float = 0.0
     """The seller's floor (CPM, CNY) when above the placement's own (OpenRTB ``bidfloor``)."""
+    accepts: Callable[[dict[str, Any]], bool] | None = None
+    """Which creatives this request can show (an OpenRTB imp's sizes, types, lengths), when
+    it narrows the placement's own formats."""
 
 
 @dataclass(frozen=True)
@@ -199,8 +202,9 @@ class Decider:
                 out.ghosts.append((live.advertiser, c.id))
                 why["holdout"] += 1
                 continue
-            creative = next((cr for cr, rule in fit if rule is None or rule_holds(rule, env)),
-                            None)
+            creative = next((cr for cr, rule in fit
+                             if (rule is None or rule_holds(rule, env))
+                             and (req.accepts is None or req.accepts(cr))), None)
             if creative is None:
                 why["no creative fits the context"] += 1
                 continue

@@ -100,7 +100,7 @@ async def post_bid(request: Request) -> Response:
     device = req.device_id or f"anon:{req.id}"[:128]  # no id: no cap or person to share
     decided = [(ask, ads.decide(ask.placement.id, device, ts=now,
                                 request_id=f"{req.id}:{ask.imp_id}"[:100],
-                                floor_cny=ask.floor_cny,
+                                floor_cny=ask.floor_cny, accepts=rtb.accepts(req, ask),
                                 limit_tracking=req.limit_tracking or not req.device_id))
                for ask in req.asks if ask.placement is not None and req.currency]
     resp, reasons = rtb.bid_response(req, decided, seat="allscene")

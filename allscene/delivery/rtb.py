@@ -33,7 +33,7 @@ import html
 import json
 import math
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -268,6 +268,14 @@ def _bid(req: BidRequest, ask: Ask, d: Decision,
            **({"w": w, "h": h} if w and h else {}), "adomain": [host] if host else None,
            "ext": {"advertiser": d.advertiser}}
     return {k: v for k, v in bid.items() if v is not None}, None
+
+
+def accepts(req: BidRequest, ask: Ask) -> Callable[[Mapping[str, Any]], bool]:
+    """Whether the ask's imp takes a creative (its sizes, types and lengths): given to the
+    decision engine, so it picks a creative the exchange will take before it spends."""
+    imp = next((i for i in _list(req.raw.get("imp")) if isinstance(i, Mapping)
+                and i.get("id") == ask.imp_id), {})
+    return lambda cr: _mismatch(imp, cr) is None
 
 
 def _price(price_cny: float, floor_cny: float, rate: float) -> float | None:

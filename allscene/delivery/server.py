@@ -105,7 +105,8 @@ class AdServer:
 
     def decide(self, placement: str, device_id: str, *, ts: dt.datetime | None = None,
                weather: Mapping[str, Any] | None = None, request_id: str | None = None,
-               floor_cny: float = 0.0, limit_tracking: bool = False) -> Decision:
+               floor_cny: float = 0.0, limit_tracking: bool = False,
+               accepts: Callable[[dict[str, Any]], bool] | None = None) -> Decision:
         """Decide one request and log it. ``KeyError`` for an unknown placement."""
         self.maybe_reload()
         p = self.decider.placements.get(placement)
@@ -113,7 +114,8 @@ class AdServer:
             raise KeyError(f"unknown placement {placement!r}")
         ts = ts or dt.datetime.now(dt.UTC)
         kw = {"request_id": request_id} if request_id else {}
-        req = Request(placement, device_id, ts, dict(weather or {}), floor_cny=floor_cny, **kw)
+        req = Request(placement, device_id, ts, dict(weather or {}), floor_cny=floor_cny,
+                      accepts=accepts, **kw)
         viewer = self.directory.viewer(device_id, ts, limit_tracking=limit_tracking)
         d = self.decider.decide(req, viewer)
         self.adlog.write(decision_events(d, ts, p.device_type))
