@@ -213,3 +213,18 @@ def test_a_restarted_server_keeps_its_spend_and_its_caps(ad_settings, keys):
         later = [decide(c, f"ph{i}") for i in range(10, 16)]
         assert [d["outcome"] for d in later] == ["ad", "ad"] + ["no_ad"] * 4
         assert later[-1]["reasons"] == {"total budget": 1}
+
+
+def test_held_out_people_get_no_ad_and_their_ghost_is_logged(client, keys):
+    create(client, keys["acme"], campaign("lift", holdout=0.5))
+    out = {i: decide(client, f"ph{i}") for i in range(2, 60)}
+    held = {i for i, d in out.items() if d["outcome"] == "no_ad"}
+    assert 15 <= len(held) <= 43  # about half
+    assert all(out[i]["reasons"] == {"holdout": 1} for i in held)
+    again = {i for i in range(2, 60) if decide(client, f"tv{i}")["outcome"] == "no_ad"}
+    assert again == held  # the same people on their other device: stable per person
+    client.app.state.ads.adlog.flush()
+    log = client.app.state.log.scan(kinds=["ad_decision"]).to_pylist()
+    ghosts = [r for r in log if r["outcome"] == "holdout"]
+    assert {r["account_id"] for r in ghosts} == {f"p{i}" for i in held}
+    assert {(r["advertiser_id"], r["campaign_id"]) for r in ghosts} == {("acme", "lift")}
