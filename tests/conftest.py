@@ -140,3 +140,35 @@ def consent(world_log, identity):
     from allscene.identity.consent import person_consent
 
     return person_consent(world_log.table(), ibis.memtable(identity[0])).to_pyarrow()
+
+
+# --- the ad server (tests/api): a data directory of 200 people, two advertisers ----------------
+
+@pytest.fixture
+def ad_settings(tmp_path, monkeypatch):
+    from allscene.config import Settings
+    from tests.ad_helpers import make_people
+
+    monkeypatch.delenv("ALLSCENE_REDIS_URL", raising=False)
+    monkeypatch.delenv("ALLSCENE_CONFIG_URL", raising=False)
+    make_people(tmp_path)
+    return Settings(data_dir=tmp_path, public_url="http://testserver")
+
+
+@pytest.fixture
+def keys(ad_settings) -> dict[str, str]:
+    from allscene.storage.configdb import ConfigStore
+
+    store = ConfigStore(ad_settings.config_db)
+    return {a: store.add_advertiser(a, a.title()) for a in ("acme", "globex")}
+
+
+@pytest.fixture
+def ad_client(ad_settings, keys):
+    from fastapi.testclient import TestClient
+
+    from allscene.api.app import create_app
+
+    app = create_app(ad_settings)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        yield c

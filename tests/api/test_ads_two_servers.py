@@ -19,7 +19,7 @@ from allscene.config import Settings
 from allscene.delivery.campaigns import CampaignService
 from allscene.storage.configdb import ConfigStore
 from allscene.storage.online import RedisState
-from tests.api.conftest import campaign, make_people
+from tests.ad_helpers import campaign, make_people
 
 BUDGET, CAP, PRICE = 3.0, 2, 0.09  # 33 impressions; tv_boot's floor is 90 CPM
 

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from allscene.config import shared_data
-from tests.api.conftest import bearer, campaign
+from tests.ad_helpers import bearer, campaign
 
 VIDEO = {"id": "v15", "format": "video", "w": 1280, "h": 720, "duration_s": 15,
          "mime": "video/mp4", "url": "https://cdn.example/v15.mp4",
@@ -38,17 +38,17 @@ def response_schema():
     return jsonschema.validators.validator_for(schema)(schema)
 
 
-def test_every_iab_example_gets_a_valid_bid_or_a_clear_no_bid(client, keys, examples,
+def test_every_iab_example_gets_a_valid_bid_or_a_clear_no_bid(ad_client, keys, examples,
                                                               response_schema):
     for cid, creatives, placement in (("video", [VIDEO, VIDEO20], "phone_video_preroll"),
                                       ("lock", [LOCK], "phone_lock_screen")):
-        r = client.post("/v1/campaigns", headers=bearer(keys["acme"]), json=campaign(
+        r = ad_client.post("/v1/campaigns", headers=bearer(keys["acme"]), json=campaign(
             cid, creatives=creatives, targeting={"placements": [placement]},
             bid={"type": "cpm", "amount": 400.0}))
         assert r.status_code == 201, r.text
     seen = {"bid": [], "no-bid": [], "refused": []}
     for f in examples:
-        r = client.post("/openrtb/2.6/bid", content=f.read_bytes(),
+        r = ad_client.post("/openrtb/2.6/bid", content=f.read_bytes(),
                         headers={"content-type": "application/json"})
         try:
             doc = json.loads(f.read_text(encoding="utf-8"))
@@ -77,5 +77,5 @@ def test_every_iab_example_gets_a_valid_bid_or_a_clear_no_bid(client, keys, exam
     assert len(seen["refused"]) >= 20, seen
     # A no-bid names the imp it could not serve.
     banner = next(f for f in examples if "Simple_Banner" in f.name)
-    r = client.post("/openrtb/2.6/bid", content=banner.read_bytes())
+    r = ad_client.post("/openrtb/2.6/bid", content=banner.read_bytes())
     assert r.status_code == 204 and "banner 300x250" in r.headers["x-allscene-no-bid"]

@@ -1,15 +1,10 @@
-"""Fixtures for the ad server over HTTP: a data directory with 200 known people (identity,
-tags, consent), two advertisers with API keys, and campaign documents."""
+"""Helpers for the ad server tests: a data directory with 200 known people (identity, tags,
+consent) and campaign documents. The fixtures using them are in ``tests/conftest.py``."""
 
 from __future__ import annotations
 
 import pyarrow as pa
-import pytest
-from fastapi.testclient import TestClient
 
-from allscene.api.app import create_app
-from allscene.config import Settings
-from allscene.storage.configdb import ConfigStore
 from allscene.storage.tables import TableStore
 
 PEOPLE = 200
@@ -44,26 +39,5 @@ def campaign(cid: str, **over) -> dict:
     return doc
 
 
-@pytest.fixture
-def ad_settings(tmp_path, monkeypatch) -> Settings:
-    monkeypatch.delenv("ALLSCENE_REDIS_URL", raising=False)
-    monkeypatch.delenv("ALLSCENE_CONFIG_URL", raising=False)
-    make_people(tmp_path)
-    return Settings(data_dir=tmp_path, public_url="http://testserver")
-
-
-@pytest.fixture
-def keys(ad_settings) -> dict[str, str]:
-    store = ConfigStore(ad_settings.config_db)
-    return {a: store.add_advertiser(a, a.title()) for a in ("acme", "globex")}
-
-
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
-
-
-@pytest.fixture
-def client(ad_settings, keys):
-    app = create_app(ad_settings)
-    with TestClient(app, raise_server_exceptions=False) as c:
-        yield c
