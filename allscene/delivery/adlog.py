@@ -106,7 +106,7 @@ class AdLog:
         return n
 
     def _ingest(self, path: Path) -> int:
-        report = self.ingestor.import_json(path)
+        report = self.ingestor.import_own_jsonl(path)
         path.unlink()
         return report.accepted
 

@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import uuid
+import os
 from collections import Counter
-from collections.abc import Callable, Container, Iterable
+from collections.abc import Callable, Container, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,7 +48,7 @@ class Request:
     device_id: str | None
     ts: dt.datetime
     weather: dict[str, Any] = field(default_factory=dict)  # temp_c, condition, aqi, humidity
-    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    request_id: str = field(default_factory=lambda: os.urandom(16).hex())
     floor_cny: float = 0.0
     """The seller's floor (CPM, CNY) when above the placement's own (OpenRTB ``bidfloor``)."""
     accepts: Callable[[dict[str, Any]], bool] | None = None
@@ -86,7 +86,7 @@ class Decision:
     ghosts: list[tuple[str, str]] = field(default_factory=list)  # held-out winners
 
 
-@dataclass
+@dataclass(slots=True)
 class _Live:
     """A campaign as the request path reads it: plain sets and numbers."""
 
@@ -115,6 +115,13 @@ class _Live:
 def prior_pctr(viewer: Viewer, campaign: Campaign, placement: Any) -> float:
     """The click prior of a placement (until a pCTR model is plugged in)."""
     return PRIOR_CTR.get(placement.id, DEFAULT_CTR)
+
+
+def _in_any(wanted: frozenset[tuple[str, str]], have: Container[tuple[str, str]]) -> bool:
+    for a in wanted:
+        if a in have:
+            return True
+    return False
 
 
 def in_holdout(person: str, key: str, share: float) -> bool:
@@ -162,10 +169,51 @@ class Decider:
                        in zip(c.creatives, live.rules, strict=True)
                        if p.fits(cr.model_dump()) is None]
                 if fit:
-                    index[p.id].append((live, fit))
+                    index[p.id].append((self._static_ecpm(live, p), live, fit))
                     n += 1
+        for entries in index.values():  # best first: a request stops once it has a winner
+            entries.sort(key=lambda e: (-e[0], e[1].key))
         self._by_placement = index
         return n
+
+    def _static_ecpm(self, live: _Live, placement: Any) -> float:
+        """The eCPM when it does not depend on the viewer (CPM bids; CPC with the prior)."""
+        if live.ecpm_cpm is not None:
+            return live.ecpm_cpm
+        if self.pctr is prior_pctr:
+            return live.c.bid.amount * prior_pctr(Viewer(None), live.c, placement) * 1000
+        return float("nan")  # ranked per request
+
+    def _ranked(self, entries, req: Request, viewer: Viewer, placement: Any, floor: float,
+                hour: int, why: Counter[str]) -> Iterator[tuple[float, _Live, list]]:
+        """The eligible campaigns, best eCPM first, lazily: with static eCPMs the walk stops
+        as soon as the request has its ad (campaigns below it are outbid, not examined)."""
+        ts = req.ts.timestamp()
+        if self.pctr is prior_pctr:  # every eCPM is known at load
+            for i, (ecpm, live, fit) in enumerate(entries):
+                if ecpm < floor:
+                    why["below the floor"] += len(entries) - i
+                    return
+                reason = self._unfit(live, viewer, ts, hour)
+                if reason:
+                    why[reason] += 1
+                    continue
+                yield ecpm, live, fit
+            return
+        bids = []
+        for _, live, fit in entries:
+            reason = self._unfit(live, viewer, ts, hour)
+            if reason:
+                why[reason] += 1
+                continue
+            ecpm = live.ecpm_cpm if live.ecpm_cpm is not None else \
+                live.c.bid.amount * self.pctr(viewer, live.c, placement) * 1000
+            if ecpm < floor:
+                why["below the floor"] += 1
+                continue
+            bids.append((ecpm, live, fit))
+        bids.sort(key=lambda b: (-b[0], b[1].key))
+        yield from bids
 
     def decide(self, req: Request, viewer: Viewer) -> Decision:
         out = Decision(req.request_id, req.placement, "no_ad", req.device_id, viewer.person_id)
@@ -175,27 +223,18 @@ class Decider:
         local = req.ts.astimezone(LOCAL)
         day, hour = local.date().isoformat(), local.hour
         who = viewer.person_id or f"device:{req.device_id}"
-        ts = req.ts.timestamp()
         floor = max(placement.floor_cny, req.floor_cny)
         why: Counter[str] = Counter()
-        bids: list[tuple[float, _Live, list]] = []
-        for live, fit in self._by_placement.get(req.placement, ()):
-            reason = self._unfit(live, viewer, ts, hour)
-            if reason:
-                why[reason] += 1
-                continue
-            c = live.c
-            ecpm = live.ecpm_cpm if live.ecpm_cpm is not None else \
-                c.bid.amount * self.pctr(viewer, c, placement) * 1000
-            if ecpm < floor:
-                why["below the floor"] += 1
-                continue
-            bids.append((ecpm, live, fit))
-        bids.sort(key=lambda b: (-b[0], b[1].key))
+        bids = self._ranked(self._by_placement.get(req.placement, ()), req, viewer,
+                            placement, floor, hour, why)
         env = {"hour": hour, "weekday": local.isoweekday(), "device_type": placement.device_type,
                "placement": placement.id, "scenes": viewer.scenes,
                **{f"weather.{k}": v for k, v in req.weather.items()}}
-        for i, (ecpm, live, fit) in enumerate(bids):
+        cur = next(bids, None)
+        while cur is not None:
+            nxt = next(bids, None)
+            ecpm, live, fit = cur
+            cur = nxt
             c = live.c
             if viewer.person_id and c.holdout and in_holdout(viewer.person_id, live.key,
                                                              c.holdout):
@@ -208,7 +247,7 @@ class Decider:
             if creative is None:
                 why["no creative fits the context"] += 1
                 continue
-            second = bids[i + 1][0] if i + 1 < len(bids) else floor
+            second = nxt[0] if nxt is not None else floor
             price = round(min(ecpm, max(second, floor)) / 1000, 6)
             paced = c.pacing == "even" and c.budget.daily is not None
             hour_key = f"{day}T{hour:02d}" if paced else None
@@ -233,9 +272,9 @@ class Decider:
             now = req.ts.timestamp()
             out.outcome, out.advertiser, out.campaign = "ad", live.advertiser, c.id
             out.creative, out.price_cny = dict(creative), price
-            out.imp_url = self.tracker.url(f"{self.base_url}/t/imp", "imp", fields, now=now)
-            out.click_url = self.tracker.url(f"{self.base_url}/t/click", "click", fields,
-                                             now=now)
+            body = self.tracker.body(fields, now=now)
+            out.imp_url = self.tracker.link(f"{self.base_url}/t/imp", "imp", body)
+            out.click_url = self.tracker.link(f"{self.base_url}/t/click", "click", body)
             break
         if out.outcome == "no_ad" and not why:
             why["no campaign for this placement"] += 1
@@ -244,7 +283,11 @@ class Decider:
 
     @staticmethod
     def _unfit(live: _Live, viewer: Viewer, ts: float, hour: int) -> str | None:
-        if not any(a <= ts < b for a, b in live.flights):
+        flights = live.flights
+        if len(flights) == 1:
+            if not flights[0][0] <= ts < flights[0][1]:
+                return "outside its flights"
+        elif not any(a <= ts < b for a, b in flights):
             return "outside its flights"
         if live.hours and hour not in live.hours:
             return "not at this hour"
@@ -254,6 +297,6 @@ class Decider:
             return "not in the target counties"
         if live.scenes and live.scenes.isdisjoint(viewer.scenes):
             return "not in the target scenes"
-        if live.audiences and not any(a in viewer.audiences for a in live.audiences):
+        if live.audiences and not _in_any(live.audiences, viewer.audiences):
             return "not in the target audiences"
         return None

@@ -30,7 +30,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from urllib.parse import parse_qsl, urlencode, urlsplit
+import re
+from urllib.parse import parse_qsl, quote_plus, urlsplit
 
 KINDS = ("imp", "click", "conv")
 RESERVED = ("exp", "sig")
@@ -38,6 +39,16 @@ RESERVED = ("exp", "sig")
 
 class TrackingError(ValueError):
     """A tracking request that is not counted, saying why."""
+
+
+_PLAIN = re.compile(r"[A-Za-z0-9_.\-~]*")
+
+
+def _encode(fields: dict[str, str]) -> str:
+    """``urlencode(sorted(fields.items()))``, without quoting what needs none (ids, prices):
+    the same text, several times faster on the request path."""
+    return "&".join(f"{k}={v if _PLAIN.fullmatch(v) else quote_plus(v)}"
+                    for k, v in sorted(fields.items()))
 
 
 def query_of(url: str) -> dict[str, str]:
@@ -63,7 +74,7 @@ class Tracker:
         self.secret, self.state, self.ttl = secret, state, ttl_s
 
     def _sig(self, kind: str, fields: dict[str, str]) -> str:
-        return self._mac(kind, urlencode(sorted(fields.items())))
+        return self._mac(kind, _encode(fields))
 
     def _mac(self, kind: str, body: str) -> str:
         mac = hmac.new(self.secret, (kind + "\n" + body).encode("utf-8"), hashlib.sha256)
@@ -71,12 +82,19 @@ class Tracker:
 
     def url(self, base: str, kind: str, fields: dict[str, str], *, now: float) -> str:
         """A signed link for ``kind`` (imp, click, conv) carrying ``fields``."""
-        if kind not in KINDS:
-            raise ValueError(f"kind must be one of {', '.join(KINDS)}")
+        return self.link(base, kind, self.body(fields, now=now))
+
+    def body(self, fields: dict[str, str], *, now: float) -> str:
+        """The query of a link (fields and expiry), encoded once for several kinds."""
         if "d" not in fields or any(k in RESERVED for k in fields):
             raise ValueError("fields need a decision id 'd' and may not use exp or sig")
         signed = {k: str(v) for k, v in fields.items()} | {"exp": str(int(now) + self.ttl)}
-        body = urlencode(sorted(signed.items()))
+        return _encode(signed)
+
+    def link(self, base: str, kind: str, body: str) -> str:
+        """``base?body&sig=...``: the body signed for ``kind``."""
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}")
         return f"{base}?{body}&sig={self._mac(kind, body)}"
 
     def verify(self, kind: str, query: dict[str, str], *, now: float) -> dict[str, str]:

@@ -194,6 +194,29 @@ class Ingestor:
         report.seconds = time.perf_counter() - start
         return report
 
+    def import_own_jsonl(self, path: Path) -> IngestReport:
+        """JSON Lines the platform wrote itself (the ad log's journal): read by Arrow's JSON
+        reader and checked column-wise, several times faster than line by line; rows the
+        columnar check flags still go through the models. A file Arrow cannot read as the
+        event schema is imported line by line (:meth:`import_json`)."""
+        from pyarrow import json as pj
+
+        start = time.perf_counter()
+        try:
+            table = pj.read_json(path, parse_options=pj.ParseOptions(
+                explicit_schema=ARROW_SCHEMA, unexpected_field_behavior="error"))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return self.import_json(path)
+        events = fill_defaults(table.select(ARROW_SCHEMA.names).cast(ARROW_SCHEMA))
+        now = self.now or dt.datetime.now(dt.timezone.utc)
+        ok = check_arrow(events, now=now, max_future=self.max_future, max_bytes=self.max_bytes)
+        n = events.num_rows
+        report = self._store_columnar(
+            events.append_column("_line", pa.array(np.arange(1, n + 1), pa.int64()))
+            .append_column("_src", pa.nulls(n)), events, ok, str(path))
+        report.seconds = time.perf_counter() - start
+        return report
+
     # --- Parquet ------------------------------------------------------------------------------
 
     def import_parquet(self, path: Path, on_progress: Progress | None = None) -> IngestReport:
