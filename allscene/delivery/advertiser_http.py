@@ -17,18 +17,11 @@ from fastapi.responses import Response
 
 from allscene.delivery.campaigns import Campaign, CampaignError
 from allscene.delivery.decide import LOCAL
+from allscene.delivery.http import ads_of as _ads
 from allscene.delivery.server import AdServer
 from allscene.storage.configdb import ConflictError
 
 router = APIRouter(tags=["advertiser"])
-
-
-def _ads(request: Request) -> AdServer:
-    ads = getattr(request.app.state, "ads", None)
-    if ads is None:
-        raise HTTPException(503, getattr(request.app.state, "ads_error",
-                                         "the ad server is not available"))
-    return ads
 
 
 def advertiser(request: Request, authorization: Annotated[str | None, Header()] = None

@@ -29,7 +29,8 @@ PIXEL = (b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x
 DeviceId = Annotated[str, Field(min_length=1, max_length=128)]
 
 
-def _ads(request: Request) -> AdServer:
+def ads_of(request: Request) -> AdServer:
+    """The app's ad server, or 503 when it could not be built."""
     ads = getattr(request.app.state, "ads", None)
     if ads is None:
         raise HTTPException(503, getattr(request.app.state, "ads_error",
@@ -81,7 +82,7 @@ def _decide(ads: AdServer, placement: str, device_id: str, **kw: Any) -> Decisio
 
 @router.post("/v1/decide", summary="Decide an ad for a placement and device")
 async def post_decide(request: Request, body: DecideIn) -> Response:
-    ads = _ads(request)
+    ads = ads_of(request)
     d = _decide(ads, body.placement, body.device_id, ts=body.ts,
                 weather=body.weather.model_dump(exclude_none=True),
                 request_id=body.request_id)
@@ -90,7 +91,7 @@ async def post_decide(request: Request, body: DecideIn) -> Response:
 
 @router.post("/openrtb/2.6/bid", summary="OpenRTB 2.6 bid request: a bid response or 204")
 async def post_bid(request: Request) -> Response:
-    ads = _ads(request)
+    ads = ads_of(request)
     try:
         req = rtb.read_bid_request(await request.body(), ads.decider.placements,
                                    rates=request.app.state.settings.fx_to_cny)
@@ -115,7 +116,7 @@ async def post_bid(request: Request) -> Response:
 @router.get("/vast/4/{placement}", summary="A VAST 4.2 document for a video placement")
 async def get_vast(request: Request, placement: str, device_id: Annotated[str, Query(
         min_length=1, max_length=128)], ts: AwareDatetime | None = None) -> Response:
-    ads = _ads(request)
+    ads = ads_of(request)
     p = ads.decider.placements.get(placement)
     if p is not None and not p.vast:
         raise HTTPException(422, f"placement: {placement!r} is not a video placement (VAST "
@@ -137,7 +138,7 @@ def _refused(exc: TrackingError) -> HTTPException:
 
 @router.get("/t/imp", summary="Count an impression (signed link)")
 async def get_imp(request: Request) -> Response:
-    ads = _ads(request)
+    ads = ads_of(request)
     try:
         ads.track("imp", dict(request.query_params))
     except TrackingError as exc:
@@ -147,7 +148,7 @@ async def get_imp(request: Request) -> Response:
 
 @router.get("/t/click", summary="Count a click (signed link) and go to the landing page")
 async def get_click(request: Request) -> Response:
-    ads = _ads(request)
+    ads = ads_of(request)
     now = dt.datetime.now(dt.UTC)
     try:
         f = ads.track("click", dict(request.query_params), now=now)
@@ -169,7 +170,7 @@ class ConversionIn(BaseModel):
 
 @router.post("/t/conv", summary="Count a conversion posted back with its token")
 async def post_conv(request: Request, body: ConversionIn) -> Response:
-    ads = _ads(request)
+    ads = ads_of(request)
     try:
         f = ads.convert(body.token, body.type, value=body.value)
     except TrackingError as exc:
