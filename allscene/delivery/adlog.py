@@ -3,7 +3,7 @@
 Serving must not wait for a Parquet file per request, and must not lose what it served.
 So :class:`AdLog` first appends each event as a JSON line to a **journal** file of its own
 (one ``write`` per call: once it returns, the line survives the process being killed), and
-a background thread moves the journal into the event log every second through the normal
+a background thread moves the journal into the event log every few seconds through the normal
 ingest path (validated; duplicates by ``event_id`` dropped). A journal is locked (``flock``)
 by the process writing it; at start, :meth:`AdLog.recover` ingests the journals no live
 process holds, i.e. what a stopped or killed server left.
@@ -63,10 +63,12 @@ class AdLog:
     journal_dir
         Where the journals live (``DATA/journal``).
     flush_s
-        How often the background thread moves the journal into the log.
+        How often the background thread moves the journal into the log. Each move has a
+        fixed cost (about 25 ms) and writes a Parquet file, so every 5 s rather than every
+        second: at 5,000 decisions/s that is 6 us of work per event instead of 9-13.
     """
 
-    def __init__(self, ingestor, journal_dir: str | os.PathLike[str], *, flush_s: float = 1.0):
+    def __init__(self, ingestor, journal_dir: str | os.PathLike[str], *, flush_s: float = 5.0):
         self.ingestor = ingestor
         self.dir = Path(journal_dir)
         self.dir.mkdir(parents=True, exist_ok=True)

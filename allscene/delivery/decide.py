@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 import os
 from collections import Counter
 from collections.abc import Callable, Container, Iterable, Iterator
@@ -40,15 +41,24 @@ from allscene.delivery.rules import parse_rule, rule_holds
 LOCAL = dt.timezone(dt.timedelta(hours=8))
 PRIOR_CTR = {"phone_splash": 0.03, "phone_feed": 0.012, "tv_boot": 0.004}
 DEFAULT_CTR = 0.008
+_ids: list = []  # [pid, prefix, counter] of this process
 
 
-@dataclass(frozen=True)
+def new_request_id() -> str:
+    """A decision id unique across processes and restarts: 12 random hex digits drawn
+    once per process, then a counter (a random draw per request costs a system call)."""
+    if not _ids or _ids[0] != os.getpid():
+        _ids[:] = [os.getpid(), os.urandom(6).hex(), itertools.count()]
+    return f"{_ids[1]}{next(_ids[2]):010x}"
+
+
+@dataclass(slots=True)
 class Request:
     placement: str
     device_id: str | None
     ts: dt.datetime
     weather: dict[str, Any] = field(default_factory=dict)  # temp_c, condition, aqi, humidity
-    request_id: str = field(default_factory=lambda: os.urandom(16).hex())
+    request_id: str = field(default_factory=new_request_id)
     floor_cny: float = 0.0
     """The seller's floor (CPM, CNY) when above the placement's own (OpenRTB ``bidfloor``)."""
     accepts: Callable[[dict[str, Any]], bool] | None = None
@@ -100,6 +110,8 @@ class _Live:
     counties: frozenset[str] = frozenset()
     scenes: frozenset[str] = frozenset()
     audiences: frozenset[tuple[str, str]] = frozenset()
+    salt: bytes = b""
+    """``key + "\\n"``: what :func:`in_holdout` hashes before the person."""
 
     @classmethod
     def of(cls, advertiser: str, c: Campaign) -> _Live:
@@ -109,7 +121,8 @@ class _Live:
                    [parse_rule(cr.rule) if cr.rule else None for cr in c.creatives],
                    tuple((f.start.timestamp(), f.end.timestamp()) for f in c.flights),
                    frozenset(t.hours), frozenset(t.counties), frozenset(t.scenes),
-                   frozenset((advertiser, a) for a in t.audiences))
+                   frozenset((advertiser, a) for a in t.audiences),
+                   f"{advertiser}/{c.id}\n".encode())
 
 
 def prior_pctr(viewer: Viewer, campaign: Campaign, placement: Any) -> float:
@@ -125,7 +138,13 @@ def _in_any(wanted: frozenset[tuple[str, str]], have: Container[tuple[str, str]]
 
 
 def in_holdout(person: str, key: str, share: float) -> bool:
-    h = hashlib.sha256(f"{key}\n{person}".encode()).digest()
+    """Whether ``person`` is in the holdout of the campaign ``key`` (``advertiser/id``):
+    a hash of both, the same in every process, below ``share``."""
+    return _held(f"{key}\n".encode(), person, share)
+
+
+def _held(salt: bytes, person: str, share: float) -> bool:
+    h = hashlib.sha256(salt + person.encode()).digest()
     return int.from_bytes(h[:8], "big") / 2**64 < share
 
 
@@ -165,8 +184,9 @@ class Decider:
                 if t.device_types and p.device_type not in t.device_types:
                     continue
                 # The creatives that fit this placement, in the advertiser's order, with rules.
-                fit = [(cr.model_dump(exclude_none=True), rule) for cr, rule
-                       in zip(c.creatives, live.rules, strict=True)
+                # The fields its tracking links carry are encoded once, here.
+                fit = [(cr.model_dump(exclude_none=True), rule, self._link_fields(live, cr, p))
+                       for cr, rule in zip(c.creatives, live.rules, strict=True)
                        if p.fits(cr.model_dump()) is None]
                 if fit:
                     index[p.id].append((self._static_ecpm(live, p), live, fit))
@@ -175,6 +195,12 @@ class Decider:
             entries.sort(key=lambda e: (-e[0], e[1].key))
         self._by_placement = index
         return n
+
+    def _link_fields(self, live: _Live, creative: Any, placement: Any):
+        fields = {"a": live.advertiser, "c": live.c.id, "cr": creative.id, "p": placement.id}
+        if creative.landing:
+            fields["to"] = creative.landing  # signed: the click cannot be redirected
+        return self.tracker.prepare(fields)
 
     def _static_ecpm(self, live: _Live, placement: Any) -> float:
         """The eCPM when it does not depend on the viewer (CPM bids; CPC with the prior)."""
@@ -236,14 +262,14 @@ class Decider:
             ecpm, live, fit = cur
             cur = nxt
             c = live.c
-            if viewer.person_id and c.holdout and in_holdout(viewer.person_id, live.key,
-                                                             c.holdout):
+            if viewer.person_id and c.holdout and _held(live.salt, viewer.person_id,
+                                                        c.holdout):
                 out.ghosts.append((live.advertiser, c.id))
                 why["holdout"] += 1
                 continue
-            creative = next((cr for cr, rule in fit
-                             if (rule is None or rule_holds(rule, env))
-                             and (req.accepts is None or req.accepts(cr))), None)
+            creative, link_fields = next(
+                ((cr, pre) for cr, rule, pre in fit if (rule is None or rule_holds(rule, env))
+                 and (req.accepts is None or req.accepts(cr))), (None, ()))
             if creative is None:
                 why["no creative fits the context"] += 1
                 continue
@@ -265,14 +291,11 @@ class Decider:
             if refused:
                 why[refused] += 1
                 continue
-            fields = {"d": req.request_id, "a": live.advertiser, "c": c.id, "cr": creative["id"],
-                      "p": placement.id, "price": f"{price:.6f}", "dv": req.device_id or ""}
-            if creative.get("landing"):
-                fields["to"] = creative["landing"]  # signed: the click cannot be redirected
-            now = req.ts.timestamp()
             out.outcome, out.advertiser, out.campaign = "ad", live.advertiser, c.id
             out.creative, out.price_cny = dict(creative), price
-            body = self.tracker.body(fields, now=now)
+            body = self.tracker.body({"d": req.request_id, "price": f"{price:.6f}",
+                                      "dv": req.device_id or ""}, now=req.ts.timestamp(),
+                                     prepared=link_fields)
             out.imp_url = self.tracker.link(f"{self.base_url}/t/imp", "imp", body)
             out.click_url = self.tracker.link(f"{self.base_url}/t/click", "click", body)
             break

@@ -43,7 +43,7 @@ import functools
 import hashlib
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -197,6 +197,10 @@ class Catalog:
 
     placements: tuple[Placement, ...]
     digest: str = ""  # of the catalog's text
+    _by_id: dict[str, Placement] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_id", {p.id: p for p in self.placements})
 
     def __iter__(self) -> Iterator[Placement]:
         return iter(self.placements)
@@ -211,7 +215,10 @@ class Catalog:
         return found
 
     def get(self, placement_id: Any) -> Placement | None:
-        return next((p for p in self.placements if p.id == placement_id), None)
+        try:
+            return self._by_id.get(placement_id)
+        except TypeError:  # not hashable: not an id
+            return None
 
     def for_device(self, device_type: str) -> tuple[Placement, ...]:
         return tuple(p for p in self.placements if p.device_type == device_type)
