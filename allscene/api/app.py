@@ -13,6 +13,7 @@ from allscene.delivery import advertiser_http, server
 from allscene.delivery import http as ads_http
 from allscene.events import http as events_http
 from allscene.events.ingest import Ingestor
+from allscene.measurement import http as reports_http
 from allscene.moments import http as scenes_http
 from allscene.moments.live import LiveScenes
 from allscene.storage import ParquetEventLog
@@ -49,7 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     listeners.append(app.state.ads.directory.observe)  # opt-outs take effect at once
     # The ad routes first: a request is matched router by router, and /v1/decide is the
     # busiest path by far.
-    for module in (ads_http, advertiser_http, events_http, scenes_http):
+    for module in (ads_http, advertiser_http, events_http, scenes_http, reports_http):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["ops"])

@@ -1,0 +1,1 @@
+"""Measurement: performance metrics, reach, invalid-traffic filtering, lift, reports."""

@@ -1,0 +1,340 @@
+"""Performance metrics of a campaign from the event log, with the counting rules applied.
+
+The ad events the delivery engine and the tracking endpoints wrote (``ad_decision``,
+``ad_impression``, ``ad_click``, ``ad_conversion``) are read once, checked against the
+counting rules, and turned into one row per **counted impression**: who saw it (the person
+the decision named, else the identity graph's person for the device), where (placement,
+medium, device type), what (creative), when (local day and hour), what it cost, whether it
+was clicked, and which conversions it earned. Every breakdown is then a ``GROUP BY`` over
+those rows, so the numbers of one report always add up.
+
+Counting rules (:class:`Rules`), after the IAB/MRC invalid-traffic guidelines; what each
+rule removes is counted and reported (:attr:`Metrics.invalid`), never silently dropped:
+
+* an impression or click whose decision id was already counted (**duplicate**, e.g. a
+  replayed tracking URL that reached the log), an impression no ``ad`` decision of this
+  campaign stands behind (**no matching decision**), a click on no counted impression;
+* a click sooner after its impression than ``min_click_s`` (**too fast** for a person);
+* a device on the known-bot list, and a device with more than ``max_clicks_per_hour``
+  clicks in one hour (**bot signature**).
+
+Conversions are **click-through** when their token names a counted click and they come
+within ``click_window_d`` days of it, else **view-through** when the person had a counted
+impression within ``view_window_d`` days before (the latest one earns it). Next-day and
+7-day retention: of the people with an attributed activation, the share with a
+``retention`` conversion of the advertiser the next (local) day, or within 7 days.
+
+Days and hours are local (UTC+8), as the decision engine's. Dimensions a report can break
+down by are :data:`DIMENSIONS`; cells with fewer people than the minimum audience size are
+suppressed (their figures are ``None``; the count of suppressed cells is kept).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from allscene.storage.duck import connect
+
+AD_KINDS = ("ad_decision", "ad_impression", "ad_click", "ad_conversion")
+CONVERSION_TYPES = ("lead", "activation", "purchase")
+DIMENSIONS = ("campaign", "day", "hour", "placement", "medium", "device_type", "creative")
+"""What a report can be broken down by (scene, audience and stage come with issue 7's next
+steps and issue 9's plans)."""
+_DIM_SQL = {"campaign": "campaign_id", "day": "day", "hour": "hour",
+            "placement": "placement_id", "medium": "medium", "device_type": "device_type",
+            "creative": "creative_id"}
+LOCAL_OFFSET = dt.timedelta(hours=8)
+
+
+class MeasureError(ValueError):
+    """A report that cannot be made as asked, saying why."""
+
+
+@dataclass(frozen=True)
+class Rules:
+    """Counting rules: invalid-traffic filters and attribution windows."""
+
+    view_window_d: float = 7.0
+    click_window_d: float = 30.0
+    min_click_s: float = 1.0
+    max_clicks_per_hour: int = 30
+    bot_devices: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        for name in ("view_window_d", "click_window_d", "min_click_s"):
+            if not getattr(self, name) >= 0:
+                raise MeasureError(f"{name}: must be 0 or more")
+        if self.max_clicks_per_hour < 1:
+            raise MeasureError("max_clicks_per_hour: must be 1 or more")
+
+
+@dataclass
+class Metrics:
+    """A campaign's counted figures: totals, breakdowns, invalid traffic, frequency."""
+
+    advertiser: str
+    campaigns: list[str]
+    start: dt.datetime | None
+    end: dt.datetime | None
+    totals: dict[str, Any]
+    breakdowns: dict[str, pa.Table] = field(default_factory=dict)
+    invalid: dict[str, int] = field(default_factory=dict)
+    """Events each counting rule removed (``"impressions: duplicate"`` -> n)."""
+    frequency: list[tuple[int, int]] = field(default_factory=list)
+    """(impressions per person, people); the last bucket is "that many or more"."""
+    reach_curve: list[tuple[str, int]] = field(default_factory=list)
+    """(local day, people reached so far)."""
+    suppressed: int = 0
+    """Breakdown cells hidden for having fewer people than ``min_cell``."""
+    min_cell: int = 50
+
+
+def _window(start: dt.datetime | None, end: dt.datetime | None) -> None:
+    for name, t in (("start", start), ("end", end)):
+        if t is not None and t.tzinfo is None:
+            raise MeasureError(f"{name}: give a time zone (e.g. 2026-10-01T00:00+08:00)")
+    if start is not None and end is not None and end <= start:
+        raise MeasureError(f"window: the end ({end.isoformat()}) is not after the start "
+                           f"({start.isoformat()})")
+
+
+def check_dimensions(by: Iterable[str]) -> list[str]:
+    """``by`` as a list, or :class:`MeasureError` naming an unknown dimension."""
+    out = []
+    for d in by:
+        if d not in DIMENSIONS:
+            raise MeasureError(f"unknown dimension {d!r}; dimensions: {', '.join(DIMENSIONS)}")
+        out.append(d)
+    return out
+
+
+def measure(log, advertiser: str, campaigns: Sequence[str], *, by: Sequence[Sequence[str]] = (),
+            start: dt.datetime | None = None, end: dt.datetime | None = None,
+            rules: Rules = Rules(), people: pa.Table | None = None,
+            media: dict[str, str] | None = None, min_cell: int = 50,
+            frequency_cap: int = 10) -> Metrics:
+    """Count a campaign (or several of one advertiser, counted together).
+
+    Parameters
+    ----------
+    log
+        The event log (:class:`~allscene.storage.ParquetEventLog`).
+    advertiser, campaigns
+        Whose campaigns; ``campaigns`` are campaign ids of that advertiser.
+    by
+        Breakdowns to compute, each a list of :data:`DIMENSIONS` (``[["day"], ["placement",
+        "creative"]]``).
+    start, end
+        The window (aware datetimes; ``end`` excluded) impressions, clicks and conversions
+        must fall in; attribution looks back before ``start`` as far as its windows reach.
+    people
+        ``device_id, person_id`` of the identity graph, for impressions and conversions no
+        decision names a person for (``None``: the device stands for the person).
+    media
+        Placement id -> medium (the app or system surface it sits in).
+    min_cell
+        Cells with fewer people are suppressed.
+    frequency_cap
+        Last bucket of the frequency distribution ("this many or more").
+    """
+    _window(start, end)
+    if not campaigns:
+        raise MeasureError("no campaign to measure")
+    breakdowns = [check_dimensions(b) for b in by]
+    t_lo = None if start is None else start - dt.timedelta(
+        days=max(rules.view_window_d, rules.click_window_d) + 1)
+    paths = log.files("events", t_lo.astimezone(dt.UTC).date() if t_lo else None,
+                      end.astimezone(dt.UTC).date() if end else None)
+    con = connect()
+    con.register("people_in", people if people is not None else
+                 pa.table({"device_id": pa.array([], pa.string()),
+                           "person_id": pa.array([], pa.string())}))
+    med = media or {}
+    con.register("media_in", pa.table({"placement_id": list(med), "medium": list(med.values())}))
+    con.register("bots_in", pa.table({"device_id": sorted(rules.bot_devices)}
+                                     if rules.bot_devices else
+                                     {"device_id": pa.array([], pa.string())}))
+    params = {"adv": advertiser, "camps": list(campaigns),
+              "start": start or dt.datetime(1970, 1, 1, tzinfo=dt.UTC),
+              "end": end or dt.datetime(9999, 1, 1, tzinfo=dt.UTC),
+              "min_click": rules.min_click_s, "per_hour": rules.max_clicks_per_hour,
+              "view_s": rules.view_window_d * 86400, "click_s": rules.click_window_d * 86400}
+    _facts(con, paths, params)
+    invalid = {f"{what}: {why}": n for what, why, n in con.execute(
+        "SELECT what, invalid, count(*) FROM ("
+        " SELECT 'impressions' what, invalid FROM imp UNION ALL"
+        " SELECT 'clicks', invalid FROM clk) WHERE invalid IS NOT NULL"
+        " GROUP BY ALL ORDER BY 1, 2").fetchall()}
+    totals = _aggregate(con, [], min_cell=0)[0]
+    out = Metrics(advertiser, list(campaigns), start, end, totals, invalid=invalid,
+                  min_cell=min_cell)
+    for dims in breakdowns:
+        rows = _aggregate(con, dims, min_cell=min_cell)
+        out.suppressed += sum(1 for r in rows if r["suppressed"])
+        out.breakdowns["/".join(dims)] = pa.Table.from_pylist(rows) if rows else pa.table({})
+    out.frequency = [(int(k), int(n)) for k, n in con.execute(
+        "SELECT least(n, $cap) k, count(*) FROM (SELECT person, count(*) n FROM facts"
+        " GROUP BY person) GROUP BY k ORDER BY k", {"cap": frequency_cap}).fetchall()]
+    out.reach_curve = [(str(d), int(n)) for d, n in con.execute(
+        "SELECT day, sum(count(*)) OVER (ORDER BY day) FROM (SELECT person, min(day) AS day"
+        " FROM facts GROUP BY person) GROUP BY day ORDER BY day").fetchall()]
+    return out
+
+
+def _facts(con, paths: list[str], p: dict[str, Any]) -> None:
+    """Temp tables ``imp`` and ``clk`` (every impression and click, ``invalid`` saying why
+    one is not counted) and ``facts`` (one row per counted impression)."""
+    if paths:
+        con.execute(
+            "CREATE TEMP TABLE ad AS SELECT kind, event_id, ts, device_id, device_type,"
+            " request_id, placement_id, campaign_id, creative_id, outcome, account_id, cost,"
+            " conversion_type FROM read_parquet($paths, union_by_name=true,"
+            " hive_partitioning=false) WHERE kind IN ('ad_decision', 'ad_impression',"
+            " 'ad_click', 'ad_conversion') AND advertiser_id = $adv AND ts < $end",
+            {"paths": paths, "adv": p["adv"], "end": p["end"]})
+    else:
+        con.execute("CREATE TEMP TABLE ad (kind VARCHAR, event_id VARCHAR, ts TIMESTAMPTZ,"
+                    " device_id VARCHAR, device_type VARCHAR, request_id VARCHAR,"
+                    " placement_id VARCHAR, campaign_id VARCHAR, creative_id VARCHAR,"
+                    " outcome VARCHAR, account_id VARCHAR, cost DOUBLE,"
+                    " conversion_type VARCHAR)")
+    look = {"camps": p["camps"], "end": p["end"], "start": p["start"],
+            "look_s": max(p["view_s"], p["click_s"])}
+    con.execute(
+        "CREATE TEMP TABLE dec AS SELECT request_id, arg_min(account_id, ts) account_id,"
+        " arg_min(cost, ts) AS cost FROM ad WHERE kind = 'ad_decision' AND outcome = 'ad'"
+        " AND campaign_id IN (SELECT unnest($camps)) GROUP BY request_id", {"camps": p["camps"]})
+    con.execute(
+        "CREATE TEMP TABLE imp AS SELECT i.request_id, i.ts, i.device_id, i.device_type,"
+        " i.placement_id, i.campaign_id, i.creative_id,"
+        " coalesce(i.cost, d.cost, 0) AS cost,"
+        " coalesce(d.account_id, pe.person_id, 'device:' || i.device_id) person,"
+        " CASE WHEN b.device_id IS NOT NULL THEN 'known bot device'"
+        "  WHEN d.request_id IS NULL THEN 'no matching decision'"
+        "  WHEN i.rn > 1 THEN 'duplicate' END invalid"
+        " FROM (SELECT *, row_number() OVER (PARTITION BY request_id ORDER BY ts, event_id) rn"
+        "  FROM ad WHERE kind = 'ad_impression' AND campaign_id IN (SELECT unnest($camps))"
+        "  AND ts >= $start - to_seconds($look_s) AND ts < $end) i"
+        " LEFT JOIN dec d ON d.request_id = i.request_id"
+        " LEFT JOIN people_in pe ON pe.device_id = i.device_id"
+        " LEFT JOIN bots_in b ON b.device_id = i.device_id", look)
+    con.execute(
+        "CREATE TEMP TABLE clk AS SELECT c.request_id, c.ts, c.event_id,"
+        " CASE WHEN b.device_id IS NOT NULL THEN 'known bot device'"
+        "  WHEN i.request_id IS NULL THEN 'no counted impression'"
+        "  WHEN c.rn > 1 THEN 'duplicate'"
+        "  WHEN epoch(c.ts) - epoch(i.ts) < $min_click THEN 'too fast'"
+        "  WHEN h.n > $per_hour THEN 'too many clicks from one device in an hour' END invalid"
+        " FROM (SELECT *, row_number() OVER (PARTITION BY request_id ORDER BY ts, event_id) rn"
+        "  FROM ad WHERE kind = 'ad_click' AND campaign_id IN (SELECT unnest($camps))"
+        "  AND ts < $end) c"
+        " LEFT JOIN (SELECT request_id, ts FROM imp WHERE invalid IS NULL) i"
+        "  ON i.request_id = c.request_id"
+        " LEFT JOIN (SELECT device_id, date_trunc('hour', ts) hr, count(*) n FROM ad"
+        "  WHERE kind = 'ad_click' GROUP BY ALL) h"
+        "  ON h.device_id = c.device_id AND h.hr = date_trunc('hour', c.ts)"
+        " LEFT JOIN bots_in b ON b.device_id = c.device_id",
+        {"camps": p["camps"], "end": p["end"], "min_click": p["min_click"],
+         "per_hour": p["per_hour"]})
+    # Conversions: click-through by token, else view-through by person and time.
+    con.execute(
+        "CREATE TEMP TABLE conv AS"
+        " WITH cv AS (SELECT c.event_id, c.ts, c.request_id, c.conversion_type,"
+        "  coalesce(pe.person_id, 'device:' || c.device_id) person FROM ad c"
+        "  LEFT JOIN people_in pe ON pe.device_id = c.device_id"
+        "  WHERE c.kind = 'ad_conversion' AND c.conversion_type <> 'retention'"
+        "  AND c.ts >= $start AND c.ts < $end),"
+        " ct AS (SELECT cv.event_id, cv.ts, cv.conversion_type, k.request_id, 'click' via"
+        "  FROM cv JOIN (SELECT request_id, ts FROM clk WHERE invalid IS NULL) k"
+        "  ON k.request_id = cv.request_id"
+        "  AND epoch(cv.ts) - epoch(k.ts) BETWEEN 0 AND $click_s),"
+        " vt AS (SELECT cv.event_id, cv.ts, cv.conversion_type,"
+        "  arg_max(i.request_id, i.ts) request_id, 'view' via FROM cv"
+        "  JOIN (SELECT request_id, person, ts FROM imp WHERE invalid IS NULL) i"
+        "  ON i.person = cv.person AND epoch(cv.ts) - epoch(i.ts) BETWEEN 0 AND $view_s"
+        "  WHERE cv.event_id NOT IN (SELECT event_id FROM ct)"
+        "  GROUP BY cv.event_id, cv.ts, cv.conversion_type)"
+        " SELECT * FROM ct UNION ALL SELECT * FROM vt",
+        {"start": p["start"], "end": p["end"], "click_s": p["click_s"], "view_s": p["view_s"]})
+    # Retention: people with an attributed activation, and whether the advertiser reported
+    # them retained the next local day / within 7 days.
+    con.execute(
+        "CREATE TEMP TABLE ret AS SELECT a.request_id,"
+        " bool_or(r.d = a.d + 1) d1, bool_or(r.d BETWEEN a.d + 1 AND a.d + 7) d7"
+        " FROM (SELECT request_id, min(CAST(ts + INTERVAL 8 HOUR AS DATE)) AS d FROM conv"
+        "  WHERE conversion_type = 'activation' GROUP BY request_id) a"
+        " JOIN imp i ON i.request_id = a.request_id AND i.invalid IS NULL"
+        " LEFT JOIN (SELECT coalesce(pe.person_id, 'device:' || c.device_id) person,"
+        "  CAST(c.ts + INTERVAL 8 HOUR AS DATE) AS d FROM ad c"
+        "  LEFT JOIN people_in pe ON pe.device_id = c.device_id"
+        "  WHERE c.kind = 'ad_conversion' AND c.conversion_type = 'retention') r"
+        "  ON r.person = i.person GROUP BY a.request_id")
+    types = ", ".join(f"count(*) FILTER (WHERE conversion_type = '{t}') conv_{t}"
+                      for t in CONVERSION_TYPES)
+    con.execute(
+        "CREATE TEMP TABLE facts AS SELECT i.request_id, i.person, i.campaign_id,"
+        " i.placement_id, coalesce(m.medium, 'other') medium, i.device_type, i.creative_id,"
+        " CAST(i.ts + INTERVAL 8 HOUR AS DATE) AS day, hour(i.ts + INTERVAL 8 HOUR) AS hour,"
+        " i.cost, (k.request_id IS NOT NULL)::INT clicked,"
+        " coalesce(cv.conv_lead, 0) conv_lead,"
+        " coalesce(cv.conv_activation, 0) conv_activation,"
+        " coalesce(cv.conv_purchase, 0) conv_purchase,"
+        " coalesce(cv.view_through, 0) view_through,"
+        " r.d1::INT retained_1d, r.d7::INT retained_7d"
+        " FROM imp i"
+        " LEFT JOIN (SELECT DISTINCT request_id FROM clk WHERE invalid IS NULL) k"
+        "  ON k.request_id = i.request_id"
+        f" LEFT JOIN (SELECT request_id, {types},"
+        "  count(*) FILTER (WHERE via = 'view') view_through FROM conv GROUP BY request_id) cv"
+        "  ON cv.request_id = i.request_id"
+        " LEFT JOIN ret r ON r.request_id = i.request_id"
+        " LEFT JOIN media_in m ON m.placement_id = i.placement_id"
+        " WHERE i.invalid IS NULL AND i.ts >= $start AND i.ts < $end",
+        {"start": p["start"], "end": p["end"]})
+
+
+_SUMS = ("count(*) impressions, sum(clicked) clicks, count(DISTINCT person) reach,"
+         " sum(cost) AS cost, sum(conv_lead) conv_lead, sum(conv_activation) conv_activation,"
+         " sum(conv_purchase) conv_purchase, sum(view_through) view_through,"
+         " count(retained_1d) activated, sum(retained_1d) retained_1d,"
+         " sum(retained_7d) retained_7d")
+
+
+def _aggregate(con, dims: list[str], *, min_cell: int) -> list[dict[str, Any]]:
+    cols = [_DIM_SQL[d] for d in dims]
+    sel = "".join(f"{c} AS \"{d}\", " for c, d in zip(cols, dims, strict=True))
+    group = f" GROUP BY {', '.join(cols)} ORDER BY {', '.join(cols)}" if cols else ""
+    cur = con.execute(f"SELECT {sel}{_SUMS} FROM facts{group}")
+    names = [d[0] for d in cur.description]
+    rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    return [_derive(r, dims, min_cell) for r in rows]
+
+
+def _ratio(a: float | None, b: float | None, scale: float = 1.0) -> float | None:
+    return None if not b or a is None else a / b * scale
+
+
+def _derive(r: dict[str, Any], dims: list[str], min_cell: int) -> dict[str, Any]:
+    """Rates from the sums; a cell with fewer than ``min_cell`` people keeps only its dims."""
+    for k in ("day",):
+        if k in r and r[k] is not None:
+            r[k] = r[k].isoformat()
+    conv = sum(r[f"conv_{t}"] or 0 for t in CONVERSION_TYPES)
+    cost = float(r["cost"] or 0)
+    r |= {"cost": round(cost, 6), "conversions": conv,
+          "ctr": _ratio(r["clicks"], r["impressions"]),
+          "frequency": _ratio(r["impressions"], r["reach"]),
+          "cpm": _ratio(cost, r["impressions"], 1000), "cpc": _ratio(cost, r["clicks"]),
+          "cpa": _ratio(cost, conv),
+          "retention_1d": _ratio(r["retained_1d"], r["activated"]),
+          "retention_7d": _ratio(r["retained_7d"], r["activated"])}
+    small = r["reach"] < min_cell
+    if small:
+        r = {k: (v if k in dims else None) for k, v in r.items()}
+    r["suppressed"] = small
+    return r
