@@ -39,6 +39,9 @@ def report_cmd(
         end: Annotated[str | None, typer.Option(help="Until, excluded (ISO).")] = None,
         view_window: Annotated[float, typer.Option(help="View-through window, days.")] = 7,
         click_window: Annotated[float, typer.Option(help="Click-through window, days.")] = 30,
+        search_terms: Annotated[str | None, typer.Option(
+            "--search-terms", help="Brand search terms, comma-separated, for the search "
+                                   "lift against the holdout.")] = None,
         out: Annotated[Path | None, typer.Option(
             help="Report directory (default DATA/reports/<advertiser>-<campaign>).")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
@@ -46,7 +49,12 @@ def report_cmd(
     """A campaign's impressions, clicks, reach in people, frequency, cost, conversions and
     retention, with invalid traffic removed and counted; writes an HTML report with charts
     and the same numbers as CSV and Parquet."""
-    from allscene.measurement.report import DEFAULT_BREAKDOWNS, campaign_metrics, write_report
+    from allscene.measurement.report import (
+        DEFAULT_BREAKDOWNS,
+        campaign_metrics,
+        lift_rows,
+        write_report,
+    )
 
     try:
         breakdowns = DEFAULT_BREAKDOWNS if by is None else [
@@ -55,7 +63,9 @@ def report_cmd(
         m = campaign_metrics(ctx.obj, campaign, advertiser=advertiser, by=breakdowns,
                              start=_when(start, "start"), end=_when(end, "end"),
                              rules=Rules(view_window_d=view_window,
-                                         click_window_d=click_window))
+                                         click_window_d=click_window),
+                             search_terms=tuple(t.strip() for t in (search_terms or "")
+                                                .split(",") if t.strip()))
     except MeasureError as exc:
         err.print(f"[red]{exc}")
         raise typer.Exit(2) from None
@@ -73,6 +83,12 @@ def report_cmd(
         if k != "suppressed":
             t.add_row(k, "–" if v is None else f"{v:,.4g}" if isinstance(v, float) else f"{v:,}")
     console.print(t)
+    for r in lift_rows(m):
+        rel = "" if r["relative"] is None else \
+            f" ({r['relative']:+.1%} [{r['relative_low']:+.1%}, {r['relative_high']:+.1%}])"
+        console.print(f"lift on {r['outcome']}: {r['lift']:+.4g} [{r['lift_low']:+.4g}, "
+                      f"{r['lift_high']:+.4g}]{rel}, {r['exposed']:,} exposed vs "
+                      f"{r['held_out']:,} held out")
     if m.invalid:
         console.print("invalid traffic removed: " + "; ".join(f"{k} {v:,}"
                                                             for k, v in m.invalid.items()))

@@ -92,6 +92,9 @@ class Metrics:
     suppressed: int = 0
     """Breakdown cells hidden for having fewer people than ``min_cell``."""
     min_cell: int = 50
+    lift: Any = None
+    """The holdout lift (:class:`~allscene.measurement.incrementality.Incrementality`)
+    when the campaign held people out."""
 
 
 def _window(start: dt.datetime | None, end: dt.datetime | None) -> None:
@@ -146,25 +149,8 @@ def measure(log, advertiser: str, campaigns: Sequence[str], *, by: Sequence[Sequ
     if not campaigns:
         raise MeasureError("no campaign to measure")
     breakdowns = [check_dimensions(b) for b in by]
-    t_lo = None if start is None else start - dt.timedelta(
-        days=max(rules.view_window_d, rules.click_window_d) + 1)
-    paths = log.files("events", t_lo.astimezone(dt.UTC).date() if t_lo else None,
-                      end.astimezone(dt.UTC).date() if end else None)
-    con = connect()
-    con.register("people_in", people if people is not None else
-                 pa.table({"device_id": pa.array([], pa.string()),
-                           "person_id": pa.array([], pa.string())}))
-    med = media or {}
-    con.register("media_in", pa.table({"placement_id": list(med), "medium": list(med.values())}))
-    con.register("bots_in", pa.table({"device_id": sorted(rules.bot_devices)}
-                                     if rules.bot_devices else
-                                     {"device_id": pa.array([], pa.string())}))
-    params = {"adv": advertiser, "camps": list(campaigns),
-              "start": start or dt.datetime(1970, 1, 1, tzinfo=dt.UTC),
-              "end": end or dt.datetime(9999, 1, 1, tzinfo=dt.UTC),
-              "min_click": rules.min_click_s, "per_hour": rules.max_clicks_per_hour,
-              "view_s": rules.view_window_d * 86400, "click_s": rules.click_window_d * 86400}
-    _facts(con, paths, params)
+    con = counted(log, advertiser, campaigns, start=start, end=end, rules=rules,
+                  people=people, media=media)
     invalid = {f"{what}: {why}": n for what, why, n in con.execute(
         "SELECT what, invalid, count(*) FROM ("
         " SELECT 'impressions' what, invalid FROM imp UNION ALL"
@@ -184,6 +170,37 @@ def measure(log, advertiser: str, campaigns: Sequence[str], *, by: Sequence[Sequ
         "SELECT day, sum(count(*)) OVER (ORDER BY day) FROM (SELECT person, min(day) AS day"
         " FROM facts GROUP BY person) GROUP BY day ORDER BY day").fetchall()]
     return out
+
+
+def counted(log, advertiser: str, campaigns: Sequence[str], *, start: dt.datetime | None,
+            end: dt.datetime | None, rules: Rules, people: pa.Table | None,
+            media: dict[str, str] | None = None, paths: list[str] | None = None):
+    """A DuckDB connection holding the counted events of the campaigns, for other measures
+    (:mod:`allscene.measurement.incrementality`): temp tables ``ad`` (the advertiser's ad
+    events), ``imp`` and ``clk`` (every impression and click; ``invalid`` says why one is
+    not counted), ``conv`` (attributed conversions), ``facts`` (one row per counted
+    impression in the window), and ``people_in`` (device -> person)."""
+    t_lo = None if start is None else start - dt.timedelta(
+        days=max(rules.view_window_d, rules.click_window_d) + 1)
+    if paths is None:
+        paths = log.files("events", t_lo.astimezone(dt.UTC).date() if t_lo else None,
+                          end.astimezone(dt.UTC).date() if end else None)
+    con = connect()
+    con.register("people_in", people if people is not None else
+                 pa.table({"device_id": pa.array([], pa.string()),
+                           "person_id": pa.array([], pa.string())}))
+    med = media or {}
+    con.register("media_in", pa.table({"placement_id": pa.array(list(med), pa.string()),
+                                       "medium": pa.array(list(med.values()), pa.string())}))
+    con.register("bots_in", pa.table({"device_id": pa.array(sorted(rules.bot_devices),
+                                                             pa.string())}))
+    params = {"adv": advertiser, "camps": list(campaigns),
+              "start": start or dt.datetime(1970, 1, 1, tzinfo=dt.UTC),
+              "end": end or dt.datetime(9999, 1, 1, tzinfo=dt.UTC),
+              "min_click": rules.min_click_s, "per_hour": rules.max_clicks_per_hour,
+              "view_s": rules.view_window_d * 86400, "click_s": rules.click_window_d * 86400}
+    _facts(con, paths, params)
+    return con
 
 
 def _facts(con, paths: list[str], p: dict[str, Any]) -> None:

@@ -12,7 +12,8 @@ into a directory:
   table (suppressed cells shown as such); its charts use ``plotly.min.js``, written beside
   it, so the page opens without a network;
 * ``totals.csv`` and, per breakdown, ``by_<dims>.csv`` and ``by_<dims>.parquet``;
-  ``invalid.csv``, ``frequency.csv``, ``reach.csv``.
+  ``invalid.csv``, ``frequency.csv``, ``reach.csv``; with a holdout, ``lift.csv`` and a chart
+  of each lift with its 95% interval (:mod:`allscene.measurement.incrementality`).
 """
 
 from __future__ import annotations
@@ -60,9 +61,13 @@ def find_campaign(store, campaign: str, advertiser: str | None = None) -> tuple[
 def campaign_metrics(settings, campaign: str, *, advertiser: str | None = None,
                      by=DEFAULT_BREAKDOWNS, start: dt.datetime | None = None,
                      end: dt.datetime | None = None, rules: Rules | None = None,
-                     min_cell: int | None = None) -> Metrics:
-    """The metrics of ``campaign`` in the data directory of ``settings``."""
+                     min_cell: int | None = None, search_terms: tuple[str, ...] = ()
+                     ) -> Metrics:
+    """The metrics of ``campaign`` in the data directory of ``settings``, with its holdout
+    lift (conversions, and brand searches for ``search_terms``) when it has held-out
+    people."""
     from allscene.audiences.service import MIN_SIZE
+    from allscene.measurement.incrementality import holdout_lift
     from allscene.media.placements import load_placements
     from allscene.storage import ParquetEventLog
     from allscene.storage.configdb import ConfigStore
@@ -72,10 +77,15 @@ def campaign_metrics(settings, campaign: str, *, advertiser: str | None = None,
     tables = TableStore(settings.data_dir / "derived")
     people = tables.read("identity_devices").select(["device_id", "person_id"]) \
         if "identity_devices" in set(tables.names()) else None
-    return measure(ParquetEventLog(settings.log_dir), adv, [campaign], by=[list(b) for b in by],
-                   start=start, end=end, rules=rules or Rules(), people=people,
-                   media=media_of(load_placements()),
-                   min_cell=MIN_SIZE if min_cell is None else min_cell)
+    log = ParquetEventLog(settings.log_dir)
+    m = measure(log, adv, [campaign], by=[list(b) for b in by], start=start, end=end,
+                rules=rules or Rules(), people=people, media=media_of(load_placements()),
+                min_cell=MIN_SIZE if min_cell is None else min_cell)
+    inc = holdout_lift(log, adv, [campaign], people=people, search_terms=search_terms,
+                       start=start, end=end)
+    if inc.held_out:
+        m.lift = inc
+    return m
 
 
 # --- files -----------------------------------------------------------------------------------
@@ -96,6 +106,8 @@ def write_report(m: Metrics, out: Path, *, title: str | None = None) -> Path:
     _csv(out / "invalid.csv", [{"rule": k, "removed": v} for k, v in m.invalid.items()])
     _csv(out / "frequency.csv", [{"impressions": k, "people": n} for k, n in m.frequency])
     _csv(out / "reach.csv", [{"day": d, "people": n} for d, n in m.reach_curve])
+    if m.lift is not None:
+        _csv(out / "lift.csv", lift_rows(m))
     for name, table in m.breakdowns.items():
         stem = "by_" + name.replace("/", "_")
         _csv(out / f"{stem}.csv", table.to_pylist())
@@ -131,10 +143,29 @@ def _table(rows: list[dict[str, Any]], cols: list[str]) -> str:
 
 _SPEC = {"ctr": "{:.2%}", "frequency": "{:.2f}", "cost": "{:,.2f}", "cpm": "{:,.2f}",
          "cpc": "{:,.2f}", "cpa": "{:,.2f}", "retention_1d": "{:.1%}",
-         "retention_7d": "{:.1%}", "impressions": "{:,}", "clicks": "{:,}", "reach": "{:,}"}
+         "retention_7d": "{:.1%}", "impressions": "{:,}", "clicks": "{:,}", "reach": "{:,}",
+         "mean_exposed": "{:.4g}", "mean_held_out": "{:.4g}", "lift": "{:+.4g}",
+         "lift_low": "{:+.4g}", "lift_high": "{:+.4g}", "relative": "{:+.1%}",
+         "relative_low": "{:+.1%}", "relative_high": "{:+.1%}", "p_value": "{:.2g}"}
 _COLS = ["impressions", "clicks", "ctr", "reach", "frequency", "cost", "cpm", "cpc",
          "conv_lead", "conv_activation", "conv_purchase", "view_through", "cpa",
          "retention_1d", "retention_7d"]
+
+
+def lift_rows(m: Metrics) -> list[dict[str, Any]]:
+    """One row per holdout outcome: arms, means, lift and relative lift with intervals."""
+    rows = []
+    for name, r in (m.lift.lifts.items() if m.lift else ()):
+        best = r.adjusted or r.absolute
+        rel = r.adjusted_relative or r.relative
+        rows.append({"outcome": name, "exposed": r.n_treated, "held_out": r.n_control,
+                     "mean_exposed": r.mean_treated, "mean_held_out": r.mean_control,
+                     "lift": best.value, "lift_low": best.low, "lift_high": best.high,
+                     "relative": rel.value if rel else None,
+                     "relative_low": rel.low if rel else None,
+                     "relative_high": rel.high if rel else None, "p_value": r.p_value,
+                     "adjusted": r.adjusted is not None})
+    return rows
 
 
 def _charts(m: Metrics) -> list[str]:
@@ -176,6 +207,16 @@ def _charts(m: Metrics) -> list[str]:
                                y=[n for _, n in m.frequency]))
         fig.update_xaxes(title="impressions per person")
         figs.append(html_of(fig, "Frequency: people by impressions seen"))
+    rows = [r for r in lift_rows(m) if r["relative"] is not None]
+    if rows:
+        fig = go.Figure(go.Scatter(
+            x=[r["relative"] for r in rows], y=[r["outcome"] for r in rows], mode="markers",
+            error_x={"type": "data", "symmetric": False,
+                     "array": [r["relative_high"] - r["relative"] for r in rows],
+                     "arrayminus": [r["relative"] - r["relative_low"] for r in rows]}))
+        fig.add_vline(x=0, line_dash="dot")
+        fig.update_xaxes(tickformat="+.0%", title="exposed over held-out, 95% interval")
+        figs.append(html_of(fig, "Lift against the holdout"))
     return figs
 
 
@@ -210,5 +251,9 @@ def render_html(m: Metrics, title: str, *, js_dir: Path | None = None) -> str:
         f"(UTC+8). Cells with fewer than {m.min_cell} people are suppressed "
         f"({m.suppressed} here).</p><div class=cards>{cards}</div>"
         f"<h2>Invalid traffic removed</h2>{ivt}"
+        + ("<h2>Lift against the holdout</h2>" + _table(lift_rows(m), [
+            "outcome", "exposed", "held_out", "mean_exposed", "mean_held_out", "lift",
+            "lift_low", "lift_high", "relative", "relative_low", "relative_high", "p_value"])
+           if m.lift is not None else "")
         + ("<h2>Charts</h2>" + "".join(_charts(m)) if js_dir is not None else "")
         + f"<h2>Breakdowns</h2>{tables}")

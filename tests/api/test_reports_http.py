@@ -111,3 +111,37 @@ def test_the_cli_writes_an_html_report_with_charts_and_the_same_numbers(ad_setti
     bad = runner.invoke(cli, ["--data", str(ad_settings.data_dir), "report", "spring",
                               "--by", "day;colour"])
     assert bad.exit_code == 2 and "unknown dimension 'colour'" in bad.output
+
+
+def test_a_campaign_with_a_holdout_reports_its_lift(ad_client, keys, ad_settings, tmp_path):
+    doc = campaign("lift", holdout=0.5)
+    assert ad_client.post("/v1/campaigns", json=doc,
+                          headers=bearer(keys["acme"])).status_code == 201
+    ads = ad_client.app.state.ads
+    t0 = dt.datetime.now(dt.UTC) - dt.timedelta(hours=3)
+    arm = {}
+    for i in range(200):
+        d = ads.decide("phone_splash", f"ph{i}", ts=t0)
+        arm[i] = d.outcome == "ad"
+        if arm[i]:
+            ads.track("imp", query(d.imp_url), now=t0 + dt.timedelta(seconds=1))
+    # The advertiser reports leads from its own app (no token): 30% of the exposed, 10% of
+    # the held-out people.
+    events = [{"event_id": f"lead{i}", "ts": (t0 + dt.timedelta(hours=1)).isoformat(),
+               "kind": "ad_conversion", "device_id": f"ph{i}", "device_type": "phone",
+               "advertiser_id": "acme", "conversion_type": "lead"}
+              for i in range(200) if ((i % 10 < 3) if arm[i] else (i % 10 == 0))]
+    r = ad_client.post("/v1/events", content="\n".join(json.dumps(e) for e in events))
+    assert r.status_code == 200, r.text
+    ads.adlog.flush()
+    assert 60 < sum(arm.values()) < 140  # about half held out
+    out = tmp_path / "rep"
+    r = CliRunner().invoke(cli, ["--data", str(ad_settings.data_dir), "report", "lift",
+                                 "--out", str(out)], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert "lift on conversion" in r.output
+    rows = (out / "lift.csv").read_text().splitlines()
+    head, row = rows[0].split(","), dict(zip(rows[0].split(","), rows[1].split(","), strict=True))
+    assert head[0] == "outcome" and row["outcome"] == "conversion"
+    assert float(row["lift_low"]) < 0.2 < float(row["lift_high"])  # 30% - 10%
+    assert "Lift against the holdout" in (out / "report.html").read_text()
