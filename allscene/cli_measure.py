@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from pathlib import Path
 from typing import Annotated
@@ -11,21 +10,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from allscene.measurement.metrics import MeasureError, Rules, check_dimensions
+from allscene.measurement.metrics import MeasureError, Rules, check_dimensions, parse_when
 
 console = Console()
 err = Console(stderr=True)
-
-
-def _when(value: str | None, name: str) -> dt.datetime | None:
-    """An ISO date or time; a date is local midnight (UTC+8), a time without zone is UTC+8."""
-    if value is None:
-        return None
-    try:
-        t = dt.datetime.fromisoformat(value)
-    except ValueError:
-        raise MeasureError(f"--{name}: not an ISO date or time: {value!r}") from None
-    return t if t.tzinfo else t.replace(tzinfo=dt.timezone(dt.timedelta(hours=8)))
 
 
 def report_cmd(
@@ -61,7 +49,7 @@ def report_cmd(
             check_dimensions(d.strip() for d in part.split(",") if d.strip())
             for part in by.split(";") if part.strip()]
         m = campaign_metrics(ctx.obj, campaign, advertiser=advertiser, by=breakdowns,
-                             start=_when(start, "start"), end=_when(end, "end"),
+                             start=parse_when(start, "--start"), end=parse_when(end, "--end"),
                              rules=Rules(view_window_d=view_window,
                                          click_window_d=click_window),
                              search_terms=tuple(t.strip() for t in (search_terms or "")

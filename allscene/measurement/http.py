@@ -9,7 +9,6 @@ the first breakdown (or the totals) as CSV. Bad input is a 422 naming what is wr
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import io
 from typing import Annotated, Literal
 
@@ -18,20 +17,9 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
 
 from allscene.delivery.advertiser_http import Advertiser
-from allscene.measurement.metrics import MeasureError, check_dimensions
+from allscene.measurement.metrics import MeasureError, check_dimensions, parse_when
 
 router = APIRouter(tags=["reports"])
-LOCAL = dt.timezone(dt.timedelta(hours=8))
-
-
-def _when(value: str | None, name: str) -> dt.datetime | None:
-    if value is None:
-        return None
-    try:
-        t = dt.datetime.fromisoformat(value)
-    except ValueError:
-        raise HTTPException(422, f"{name}: not an ISO date or time: {value!r}") from None
-    return t if t.tzinfo else t.replace(tzinfo=LOCAL)
 
 
 @router.get("/v1/reports/{campaign_id}", summary="A campaign's counted figures")
@@ -46,7 +34,8 @@ def get_report(request: Request, campaign_id: str, adv: Advertiser,
         breakdowns = [check_dimensions(x.strip() for x in b.split(",") if x.strip())
                       for b in by or []]
         m = campaign_metrics(settings, campaign_id, advertiser=adv, by=breakdowns,
-                             start=_when(start, "start"), end=_when(end, "end"))
+                             start=parse_when(start, "start"),
+                             end=parse_when(end, "end"))
     except MeasureError as exc:
         if str(exc).startswith("unknown campaign"):
             raise HTTPException(404, f"no campaign {campaign_id!r}") from None

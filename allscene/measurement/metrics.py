@@ -106,6 +106,22 @@ def _window(start: dt.datetime | None, end: dt.datetime | None) -> None:
                            f"({start.isoformat()})")
 
 
+def parse_when(value: str | None, name: str) -> dt.datetime | None:
+    """An ISO date or time as given on the command line or in a query; a date is local
+    midnight and a time without a zone is local (UTC+8).
+
+    >>> parse_when("2026-10-05", "start").isoformat()
+    '2026-10-05T00:00:00+08:00'
+    """
+    if value is None:
+        return None
+    try:
+        t = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise MeasureError(f"{name}: not an ISO date or time: {value!r}") from None
+    return t if t.tzinfo else t.replace(tzinfo=dt.timezone(LOCAL_OFFSET))
+
+
 def check_dimensions(by: Iterable[str]) -> list[str]:
     """``by`` as a list, or :class:`MeasureError` naming an unknown dimension."""
     out = []
