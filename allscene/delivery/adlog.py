@@ -36,16 +36,17 @@ def decision_events(d: Decision, ts: dt.datetime, device_type: str) -> list[dict
     """The ``ad_decision`` events of a decision: the decision itself (``ad`` or ``no_ad``,
     with the reasons campaigns were passed over) and one ``holdout`` event per ghost, the ad
     a held-out person would have been shown."""
-    base = {"ts": ts.isoformat(), "device_id": d.device_id, "device_type": device_type,
+    main = {"ts": ts.isoformat(), "device_id": d.device_id, "device_type": device_type,
             "kind": DECISION, "request_id": d.request_id, "placement_id": d.placement}
     if d.person_id:
-        base["account_id"] = d.person_id
-    main = dict(base, event_id=f"dec-{d.request_id}", outcome=d.outcome)
+        main["account_id"] = d.person_id
+    base = dict(main) if d.ghosts else main
+    main["event_id"], main["outcome"] = f"dec-{d.request_id}", d.outcome
     if d.outcome == "ad":
-        main |= {"advertiser_id": d.advertiser, "campaign_id": d.campaign,
-                 "creative_id": (d.creative or {}).get("id"), "cost": d.price_cny}
+        main["advertiser_id"], main["campaign_id"] = d.advertiser, d.campaign
+        main["creative_id"], main["cost"] = (d.creative or {}).get("id"), d.price_cny
     if d.reasons:
-        main["reason"] = "; ".join(f"{k}: {v}" for k, v in sorted(d.reasons.items()))[:512]
+        main["reason"] = "; ".join([f"{k}: {v}" for k, v in sorted(d.reasons.items())])[:512]
     out = [main]
     for adv, cid in d.ghosts:
         out.append(dict(base, event_id=f"ghost-{d.request_id}-{adv}-{cid}", outcome="holdout",
@@ -88,7 +89,7 @@ class AdLog:
 
     def write(self, events: Iterable[Mapping[str, Any]]) -> None:
         """Append events to the journal (one system call)."""
-        data = b"".join(orjson.dumps(e) + b"\n" for e in events)
+        data = b"".join([orjson.dumps(e, option=orjson.OPT_APPEND_NEWLINE) for e in events])
         if not data:
             return
         with self._lock:

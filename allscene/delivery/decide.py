@@ -27,6 +27,7 @@ device (:class:`Viewer`: their person id, opt-out, resident county, audiences, s
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import itertools
 import os
@@ -41,15 +42,22 @@ from allscene.delivery.rules import parse_rule, rule_holds
 LOCAL = dt.timezone(dt.timedelta(hours=8))
 PRIOR_CTR = {"phone_splash": 0.03, "phone_feed": 0.012, "tv_boot": 0.004}
 DEFAULT_CTR = 0.008
-_ids: list = []  # [pid, prefix, counter] of this process
+_ids: list = []  # [prefix, counter] of this process
+
+
+def _new_prefix() -> None:
+    _ids[:] = [os.urandom(6).hex(), itertools.count()]
+
+
+_new_prefix()
+os.register_at_fork(after_in_child=_new_prefix)  # a forked worker draws its own
 
 
 def new_request_id() -> str:
     """A decision id unique across processes and restarts: 12 random hex digits drawn
-    once per process, then a counter (a random draw per request costs a system call)."""
-    if not _ids or _ids[0] != os.getpid():
-        _ids[:] = [os.getpid(), os.urandom(6).hex(), itertools.count()]
-    return f"{_ids[1]}{next(_ids[2]):010x}"
+    once per process (again in a forked child), then a counter (a random draw, or even
+    asking for the process id, per request costs a system call)."""
+    return f"{_ids[0]}{next(_ids[1]):010x}"
 
 
 @dataclass(slots=True)
@@ -123,6 +131,18 @@ class _Live:
                    frozenset(t.hours), frozenset(t.counties), frozenset(t.scenes),
                    frozenset((advertiser, a) for a in t.audiences),
                    f"{advertiser}/{c.id}\n".encode())
+
+
+@functools.lru_cache(maxsize=256)
+def _local_hour(epoch_hour: int) -> tuple[str, int, int]:
+    """(local date, hour, ISO weekday) of an hour since the epoch: one conversion per hour,
+    not per request.
+
+    >>> _local_hour(0)
+    ('1970-01-01', 8, 4)
+    """
+    local = dt.datetime.fromtimestamp(epoch_hour * 3600, LOCAL)
+    return local.date().isoformat(), local.hour, local.isoweekday()
 
 
 def prior_pctr(viewer: Viewer, campaign: Campaign, placement: Any) -> float:
@@ -211,10 +231,9 @@ class Decider:
         return float("nan")  # ranked per request
 
     def _ranked(self, entries, req: Request, viewer: Viewer, placement: Any, floor: float,
-                hour: int, why: Counter[str]) -> Iterator[tuple[float, _Live, list]]:
+                ts: float, hour: int, why: Counter[str]) -> Iterator[tuple[float, _Live, list]]:
         """The eligible campaigns, best eCPM first, lazily: with static eCPMs the walk stops
         as soon as the request has its ad (campaigns below it are outbid, not examined)."""
-        ts = req.ts.timestamp()
         if self.pctr is prior_pctr:  # every eCPM is known at load
             for i, (ecpm, live, fit) in enumerate(entries):
                 if ecpm < floor:
@@ -246,16 +265,14 @@ class Decider:
         placement = self.placements.get(req.placement)
         if placement is None:
             raise KeyError(f"unknown placement {req.placement!r}")
-        local = req.ts.astimezone(LOCAL)
-        day, hour = local.date().isoformat(), local.hour
+        now = req.ts.timestamp()
+        day, hour, weekday = _local_hour(int(now // 3600))
         who = viewer.person_id or f"device:{req.device_id}"
         floor = max(placement.floor_cny, req.floor_cny)
         why: Counter[str] = Counter()
         bids = self._ranked(self._by_placement.get(req.placement, ()), req, viewer,
-                            placement, floor, hour, why)
-        env = {"hour": hour, "weekday": local.isoweekday(), "device_type": placement.device_type,
-               "placement": placement.id, "scenes": viewer.scenes,
-               **{f"weather.{k}": v for k, v in req.weather.items()}}
+                            placement, floor, now, hour, why)
+        env = None  # what creative rules read; built when a rule is met
         cur = next(bids, None)
         while cur is not None:
             nxt = next(bids, None)
@@ -267,9 +284,19 @@ class Decider:
                 out.ghosts.append((live.advertiser, c.id))
                 why["holdout"] += 1
                 continue
-            creative, link_fields = next(
-                ((cr, pre) for cr, rule, pre in fit if (rule is None or rule_holds(rule, env))
-                 and (req.accepts is None or req.accepts(cr))), (None, ()))
+            creative = link_fields = None
+            for cr, rule, pre in fit:
+                if rule is not None:
+                    if env is None:
+                        env = {"hour": hour, "weekday": weekday,
+                               "device_type": placement.device_type,
+                               "placement": placement.id, "scenes": viewer.scenes,
+                               **{f"weather.{k}": v for k, v in req.weather.items()}}
+                    if not rule_holds(rule, env):
+                        continue
+                if req.accepts is None or req.accepts(cr):
+                    creative, link_fields = cr, pre
+                    break
             if creative is None:
                 why["no creative fits the context"] += 1
                 continue
@@ -287,14 +314,14 @@ class Decider:
                 who, live.key, cap=c.frequency_cap.impressions,
                 window_s=c.frequency_cap.per_hours * 3600, price=price,
                 daily_budget=c.budget.daily, total_budget=c.budget.total, day=day,
-                now=req.ts.timestamp(), hour=hour_key)
+                now=now, hour=hour_key)
             if refused:
                 why[refused] += 1
                 continue
             out.outcome, out.advertiser, out.campaign = "ad", live.advertiser, c.id
             out.creative, out.price_cny = dict(creative), price
             body = self.tracker.body({"d": req.request_id, "price": f"{price:.6f}",
-                                      "dv": req.device_id or ""}, now=req.ts.timestamp(),
+                                      "dv": req.device_id or ""}, now=now,
                                      prepared=link_fields)
             out.imp_url = self.tracker.link(f"{self.base_url}/t/imp", "imp", body)
             out.click_url = self.tracker.link(f"{self.base_url}/t/click", "click", body)

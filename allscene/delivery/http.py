@@ -84,7 +84,8 @@ def _decide(ads: AdServer, placement: str, device_id: str, **kw: Any) -> Decisio
 async def post_decide(request: Request, body: DecideIn) -> Response:
     ads = ads_of(request)
     d = _decide(ads, body.placement, body.device_id, ts=body.ts,
-                weather=body.weather.model_dump(exclude_none=True),
+                weather=body.weather.model_dump(exclude_none=True)
+                if body.weather.model_fields_set else None,
                 request_id=body.request_id)
     return _json(decision_json(d))
 

@@ -43,8 +43,8 @@ class TrackingError(ValueError):
 _PLAIN = re.compile(r"[A-Za-z0-9_.\-~]*")
 
 
-def _q(v: str) -> str:
-    return v if _PLAIN.fullmatch(v) else quote_plus(v)
+def _q(v: str, _plain=_PLAIN.fullmatch) -> str:
+    return v if _plain(v) else quote_plus(v)
 
 
 def _encode(fields: dict[str, str]) -> str:
@@ -105,11 +105,11 @@ class Tracker:
         """
         if "d" not in fields or any(k in RESERVED for k in fields):
             raise ValueError("fields need a decision id 'd' and may not use exp or sig")
-        pairs = [(k, f"{k}={_q(str(v))}") for k, v in fields.items()]
+        pairs = [(k, f"{k}={_q(v if type(v) is str else str(v))}") for k, v in fields.items()]
         pairs += prepared
         pairs.append(("exp", f"exp={int(now) + self.ttl}"))
         pairs.sort()
-        return "&".join(p for _, p in pairs)
+        return "&".join([p for _, p in pairs])
 
     def link(self, base: str, kind: str, body: str) -> str:
         """``base?body&sig=...``: the body signed for ``kind``."""
