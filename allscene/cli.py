@@ -50,6 +50,15 @@ app.add_typer(campaign_app, name="campaign")
 app.command("report")(report_cmd)
 app.command("lift")(lift_cmd)
 
+
+@app.command("audit-draws", add_help_option=False,
+             context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def audit_draws_cmd(ctx: typer.Context) -> None:
+    """Re-run a finished lottery's draws from its revealed seed (--help for the options)."""
+    from allscene.engagement.cli_audit import main as audit_main
+
+    raise typer.Exit(audit_main(ctx.args))
+
 console = Console()
 err = Console(stderr=True)
 

@@ -28,6 +28,7 @@ FIELDS: dict[str, dict[str, Any]] = {
     "bluetooth_connect": {"peer_id": "car1", "peer_type": "car", "make": "Chevrolet",
                           "model": "Cavalier", "year": 2016},
     "steps": {"steps": 1200, "interval_s": 3600, "calories": 48.5},
+    "workout": {"sport": "run", "distance_m": 5000.0, "duration_s": 1650.0},
     "heart_rate": {"bpm": 72},
     "tv_watch": {"genre": "sports", "duration_s": 1800.0, "channel": "CCTV5"},
     "device_state": {"state": "running", "metric": "pm25", "value": 35.0},
@@ -40,6 +41,9 @@ FIELDS: dict[str, dict[str, Any]] = {
     "ad_click": {"request_id": "r1", "placement_id": "lock_screen", "campaign_id": "c1",
                  "creative_id": "cr1", "advertiser_id": "a1"},
     "ad_conversion": {"advertiser_id": "a1", "conversion_type": "lead", "campaign_id": "c1"},
+    "engagement": {"activity_id": "act1", "advertiser_id": "a1", "action": "draw",
+                   "request_id": "r1", "account_id": "acc1", "prize_id": "coupon_10",
+                   "points": -10},
     "scene_enter": {"account_id": "acc1", "scene": "commute_taxi", "trigger_event_id": "e1"},
     "scene_exit": {"account_id": "acc1", "scene": "commute_taxi"},
     "consent": {"personalized_ads": False},
@@ -53,7 +57,7 @@ def event(kind: str, i: int = 0, /, **over: Any) -> dict[str, Any]:
                          "kind": kind, "device_id": f"dev{i % 7}", "device_type": "phone"}
     if kind in DEVICELESS:
         del e["device_id"], e["device_type"]
-    if kind in ("steps", "heart_rate"):
+    if kind in ("steps", "heart_rate", "workout"):
         e["device_type"] = "band"
     e.update(FIELDS[kind])
     for k, v in over.items():

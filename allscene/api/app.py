@@ -11,6 +11,8 @@ from allscene import __version__
 from allscene.config import Settings
 from allscene.delivery import advertiser_http, server
 from allscene.delivery import http as ads_http
+from allscene.engagement import http as engagement_http
+from allscene.engagement.service import build_engagement
 from allscene.events import http as events_http
 from allscene.events.ingest import Ingestor
 from allscene.measurement import http as reports_http
@@ -48,9 +50,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings, app.state.log, Ingestor(app.state.log),
         app.state.scenes.scene_ids if app.state.scenes else None)
     listeners.append(app.state.ads.directory.observe)  # opt-outs take effect at once
+    app.state.engagement = build_engagement(settings, app.state.ads)
     # The ad routes first: a request is matched router by router, and /v1/decide is the
     # busiest path by far.
-    for module in (ads_http, advertiser_http, events_http, scenes_http, reports_http):
+    for module in (ads_http, advertiser_http, engagement_http, events_http, scenes_http,
+                   reports_http):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["ops"])

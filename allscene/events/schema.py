@@ -245,6 +245,16 @@ class Steps(EventBase):
     """Active kilocalories the device estimates for the interval."""
 
 
+class Workout(EventBase):
+    """A run, walk or ride a band or phone recorded: its distance and how long it took."""
+
+    category: ClassVar[str] = "passive"
+    kind: Literal["workout"]
+    sport: Literal["run", "walk", "ride", "swim"]
+    distance_m: Annotated[float, Field(gt=0, le=500_000)]
+    duration_s: Seconds
+
+
 class HeartRate(EventBase):
     category: ClassVar[str] = "passive"
     kind: Literal["heart_rate"]
@@ -338,6 +348,29 @@ class AdConversion(EventBase):
     value: Money | None = None
 
 
+class Engagement(EventBase):
+    """Someone took part in an interactive activity (:mod:`allscene.engagement`): it was
+    shown, played, drawn, claimed, redeemed or answered; what it gave (a prize, cash, points)
+    or why it was refused."""
+
+    category: ClassVar[str] = "engagement"
+    kind: Literal["engagement"]
+    activity_id: Id
+    advertiser_id: Id
+    action: Literal["show", "play", "draw", "envelope", "coupon", "redeem", "code", "badge",
+                    "answer", "win"]
+    request_id: Id | None = None
+    account_id: Id | None = None
+    """The person, when the identity graph knows the device."""
+    prize_id: Id | None = None
+    amount: Money | None = None
+    """Cash credited to the wallet (CNY)."""
+    points: Annotated[int, Field(ge=-1_000_000_000, le=1_000_000_000)] | None = None
+    """Points earned (positive) or spent (negative)."""
+    reason: Text | None = None
+    """Why it was refused (then nothing was given)."""
+
+
 # --- moment: what the scene engine derived -------------------------------------------------
 
 class _SceneEvent(EventBase):
@@ -378,8 +411,9 @@ class Consent(EventBase):
 
 MODELS: tuple[type[EventBase], ...] = (
     Search, ContentView, AppOpen, Purchase, FinanceActivity, SocialPost, VoiceCommand, Login,
-    Pairing, Profile, Location, WifiConnect, BluetoothConnect, Steps, HeartRate, TvWatch, DeviceState,
-    Weather, AdDecision, AdImpression, AdClick, AdConversion, SceneEnter, SceneExit, Consent,
+    Pairing, Profile, Location, WifiConnect, BluetoothConnect, Steps, Workout, HeartRate, TvWatch,
+    DeviceState, Weather, AdDecision, AdImpression, AdClick, AdConversion, Engagement, SceneEnter,
+    SceneExit, Consent,
 )
 BY_KIND: dict[str, type[EventBase]] = {
     get_args(m.model_fields["kind"].annotation)[0]: m for m in MODELS

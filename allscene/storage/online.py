@@ -107,6 +107,17 @@ class MemoryState:
             seen[key] = now + ttl_s
             return True
 
+    def hit(self, key: str, limit: int, window_s: int, now: float) -> bool:
+        """Count a hit on ``key`` in the fixed window holding ``now``; False once more than
+        ``limit`` came in it (velocity limits)."""
+        slot = (key, int(now // window_s))
+        with self._lock:
+            hits = getattr(self, "_hits", None)
+            if hits is None or len(hits) > 1_000_000:
+                hits = self._hits = {}
+            hits[slot] = hits.get(slot, 0) + 1
+            return hits[slot] <= limit
+
 
 # KEYS: frequency zset, day spend, total spend, [hour spend]. ARGV: now, window, cap, price, daily (-1 none),
 # total, member (unique), ttl of the day key.
@@ -215,6 +226,15 @@ class RedisState:
     def first_time(self, key: str, ttl_s: float, now: float) -> bool:
         """True the first time ``key`` is seen within ``ttl_s`` (across processes)."""
         return bool(self.r.set(self._k("once", key), 1, nx=True, ex=max(1, int(ttl_s))))
+
+    def hit(self, key: str, limit: int, window_s: int, now: float) -> bool:
+        """Count a hit on ``key`` in the fixed window holding ``now`` (shared by every
+        process); False once more than ``limit`` came in it (velocity limits)."""
+        k = self._k("hit", key, str(int(now // window_s)))
+        pipe = self.r.pipeline()
+        pipe.incr(k)
+        pipe.expire(k, int(window_s) + 5)
+        return int(pipe.execute()[0]) <= limit
 
     def clear(self) -> None:
         """Delete every key under the prefix (tests)."""

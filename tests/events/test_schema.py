@@ -11,12 +11,12 @@ from tests.factories import FIELDS, NOW, event
 def test_every_kind_of_design_is_modelled_with_a_category():
     design = {"search", "content_view", "app_open", "purchase", "finance_activity",
               "social_post", "voice_command", "login", "pairing", "profile", "location", "wifi_connect",
-              "bluetooth_connect", "steps", "heart_rate", "tv_watch", "device_state", "weather",
-              "ad_decision", "ad_impression", "ad_click", "ad_conversion", "scene_enter",
+              "bluetooth_connect", "steps", "workout", "heart_rate", "tv_watch", "device_state", "weather",
+              "ad_decision", "ad_impression", "ad_click", "ad_conversion", "engagement", "scene_enter",
               "scene_exit", "consent"}
     assert set(schema.KINDS) == design == set(FIELDS)
     assert set(schema.CATEGORIES.values()) == {"active", "passive", "context", "ad", "moment",
-                                               "consent"}
+                                               "consent", "engagement"}
 
 
 @pytest.mark.parametrize("kind", schema.KINDS)
