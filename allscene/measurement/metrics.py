@@ -172,11 +172,16 @@ def measure(log, advertiser: str, campaigns: Sequence[str], *, by: Sequence[Sequ
         " SELECT 'impressions' what, invalid FROM imp UNION ALL"
         " SELECT 'clicks', invalid FROM clk) WHERE invalid IS NOT NULL"
         " GROUP BY ALL ORDER BY 1, 2").fetchall()}
-    totals = _aggregate(con, [], min_cell=0)[0]
+    # exact reach: a bitmap of person numbers per cell (people / 8 bytes each, so one
+    # dimension's cells), its set bits counted; crossed dimensions count distinct numbers
+    (top,) = con.execute("SELECT count(*) FROM pno").fetchone()
+    reach = f"coalesce(bit_count(bitstring_agg(person, 0, {max(top - 1, 1)})), 0)"
+    totals = _aggregate(con, [], min_cell=0, reach=reach)[0]
     out = Metrics(advertiser, list(campaigns), start, end, totals, invalid=invalid,
                   min_cell=min_cell)
     for dims in breakdowns:
-        rows = _aggregate(con, dims, min_cell=min_cell)
+        rows = _aggregate(con, dims, min_cell=min_cell,
+                          reach=reach if len(dims) < 2 else "count(DISTINCT person)")
         out.suppressed += sum(1 for r in rows if r["suppressed"])
         out.breakdowns["/".join(dims)] = pa.Table.from_pylist(rows) if rows else pa.table({})
     out.frequency = [(int(k), int(n)) for k, n in con.execute(
@@ -195,7 +200,8 @@ def counted(log, advertiser: str, campaigns: Sequence[str], *, start: dt.datetim
     (:mod:`allscene.measurement.incrementality`): temp tables ``ad`` (the advertiser's ad
     events), ``imp`` and ``clk`` (every impression and click; ``invalid`` says why one is
     not counted), ``conv`` (attributed conversions), ``facts`` (one row per counted
-    impression in the window), and ``people_in`` (device -> person)."""
+    impression in the window, its ``person`` numbered by ``pno``), and ``people_in``
+    (device -> person)."""
     t_lo = None if start is None else start - dt.timedelta(
         days=max(rules.view_window_d, rules.click_window_d) + 1)
     if paths is None:
@@ -258,15 +264,15 @@ def _facts(con, paths: list[str], p: dict[str, Any]) -> None:
                 " campaign_id FROM ad WHERE kind = 'ad_click'")
     con.execute("CREATE TEMP TABLE ad_conv AS SELECT event_id, ts, request_id, device_id,"
                 " conversion_type FROM ad WHERE kind = 'ad_conversion'")
-    look = {"camps": p["camps"], "end": p["end"], "start": p["start"],
-            "look_s": max(p["view_s"], p["click_s"])}
+    look = {"end": p["end"], "start": p["start"], "look_s": max(p["view_s"], p["click_s"])}
+    camps = "(" + ", ".join(_lit(c) for c in p["camps"]) + ")"
     con.execute(
         "CREATE TEMP TABLE dec AS SELECT request_id, arg_min(account_id, ts) account_id,"
         " arg_min(cost, ts) AS cost FROM ad WHERE kind = 'ad_decision' AND outcome = 'ad'"
-        " AND campaign_id IN (SELECT unnest($camps)) GROUP BY request_id", {"camps": p["camps"]})
+        f" AND campaign_id IN {camps} GROUP BY request_id")
     imp_src = ("(SELECT request_id, ts, event_id, device_id, device_type, placement_id,"
                " campaign_id, creative_id, cost FROM ad WHERE kind = 'ad_impression'"
-               " AND campaign_id IN (SELECT unnest($camps))"
+               f" AND campaign_id IN {camps}"
                " AND ts >= $start - to_seconds($look_s) AND ts < $end)")
     con.execute(
         "CREATE TEMP TABLE imp_rn AS SELECT request_id, event_id, row_number() OVER"
@@ -274,7 +280,7 @@ def _facts(con, paths: list[str], p: dict[str, Any]) -> None:
         " WHERE request_id IN (SELECT request_id FROM " + imp_src + " j"
         " GROUP BY request_id HAVING count(*) > 1)", look)
     con.execute(
-        "CREATE TEMP TABLE imp AS SELECT i.request_id, i.ts, i.device_id, i.device_type,"
+        "CREATE TEMP TABLE imp AS SELECT i.request_id, i.ts, i.device_type,"
         " i.placement_id, i.campaign_id, i.creative_id,"
         " coalesce(i.cost, d.cost, 0) AS cost,"
         " coalesce(d.account_id, pe.person_id, 'device:' || i.device_id) person,"
@@ -295,7 +301,7 @@ def _facts(con, paths: list[str], p: dict[str, Any]) -> None:
         "  WHEN epoch(c.ts) - epoch(i.ts) < $min_click THEN 'too fast'"
         "  WHEN h.n > $per_hour THEN 'too many clicks from one device in an hour' END invalid"
         " FROM (SELECT *, row_number() OVER (PARTITION BY request_id ORDER BY ts, event_id) rn"
-        "  FROM ad_clk WHERE campaign_id IN (SELECT unnest($camps))"
+        f"  FROM ad_clk WHERE campaign_id IN {camps}"
         "  AND ts < $end) c"
         " LEFT JOIN (SELECT request_id, ts FROM imp WHERE invalid IS NULL) i"
         "  ON i.request_id = c.request_id"
@@ -303,8 +309,7 @@ def _facts(con, paths: list[str], p: dict[str, Any]) -> None:
         "  GROUP BY ALL) h"
         "  ON h.device_id = c.device_id AND h.hr = date_trunc('hour', c.ts)"
         " LEFT JOIN bots_in b ON b.device_id = c.device_id",
-        {"camps": p["camps"], "end": p["end"], "min_click": p["min_click"],
-         "per_hour": p["per_hour"]})
+        {"end": p["end"], "min_click": p["min_click"], "per_hour": p["per_hour"]})
     con.execute(
         "CREATE TEMP TABLE conv AS"
         " WITH cv AS (SELECT c.event_id, c.ts, c.request_id, c.conversion_type,"
@@ -337,8 +342,12 @@ def _facts(con, paths: list[str], p: dict[str, Any]) -> None:
         "  ON r.person = i.person GROUP BY a.request_id")
     types = ", ".join(f"count(*) FILTER (WHERE conversion_type = '{t}') conv_{t}"
                       for t in CONVERSION_TYPES)
+    con.execute(  # people numbered 0, 1, ...: reach and frequency count integers
+        "CREATE TEMP TABLE pno AS SELECT person, (row_number() OVER () - 1)::INTEGER pid"
+        " FROM (SELECT DISTINCT person FROM imp WHERE invalid IS NULL AND person IS NOT NULL"
+        " AND ts >= $start AND ts < $end)", {"start": p["start"], "end": p["end"]})
     con.execute(
-        "CREATE TEMP TABLE facts AS SELECT i.request_id, i.person, i.campaign_id,"
+        "CREATE TEMP TABLE facts AS SELECT pn.pid AS person, i.campaign_id,"
         " i.placement_id, coalesce(m.medium, 'other') medium, i.device_type, i.creative_id,"
         f" {DAY.format(ts='i.ts')} AS day, {HOUR.format(ts='i.ts')} AS hour,"
         " i.cost, (k.request_id IS NOT NULL)::INT clicked,"
@@ -355,22 +364,23 @@ def _facts(con, paths: list[str], p: dict[str, Any]) -> None:
         "  ON cv.request_id = i.request_id"
         " LEFT JOIN ret r ON r.request_id = i.request_id"
         " LEFT JOIN media_in m ON m.placement_id = i.placement_id"
+        " LEFT JOIN pno pn ON pn.person = i.person"
         " WHERE i.invalid IS NULL AND i.ts >= $start AND i.ts < $end",
         {"start": p["start"], "end": p["end"]})
 
 
-_SUMS = ("count(*) impressions, sum(clicked) clicks, count(DISTINCT person) reach,"
+_SUMS = ("count(*) impressions, sum(clicked) clicks, {reach} reach,"
          " sum(cost) AS cost, sum(conv_lead) conv_lead, sum(conv_activation) conv_activation,"
          " sum(conv_purchase) conv_purchase, sum(view_through) view_through,"
          " count(retained_1d) activated, sum(retained_1d) retained_1d,"
          " sum(retained_7d) retained_7d")
 
 
-def _aggregate(con, dims: list[str], *, min_cell: int) -> list[dict[str, Any]]:
+def _aggregate(con, dims: list[str], *, min_cell: int, reach: str) -> list[dict[str, Any]]:
     cols = [_DIM_SQL[d] for d in dims]
     sel = "".join(f"{c} AS \"{d}\", " for c, d in zip(cols, dims, strict=True))
     group = f" GROUP BY {', '.join(cols)} ORDER BY {', '.join(cols)}" if cols else ""
-    cur = con.execute(f"SELECT {sel}{_SUMS} FROM facts{group}")
+    cur = con.execute(f"SELECT {sel}{_SUMS.format(reach=reach)} FROM facts{group}")
     names = [d[0] for d in cur.description]
     rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
     return [_derive(r, dims, min_cell) for r in rows]
@@ -382,20 +392,17 @@ def _ratio(a: float | None, b: float | None, scale: float = 1.0) -> float | None
 
 def _derive(r: dict[str, Any], dims: list[str], min_cell: int) -> dict[str, Any]:
     """Rates from the sums; a cell with fewer than ``min_cell`` people keeps only its dims."""
-    for k in ("day",):
-        if k in r and r[k] is not None:
-            r[k] = r[k].isoformat()
+    if r.get("day") is not None:
+        r["day"] = r["day"].isoformat()
     conv = sum(r[f"conv_{t}"] or 0 for t in CONVERSION_TYPES)
     cost = float(r["cost"] or 0)
     r |= {"cost": round(cost, 6), "conversions": conv,
           "ctr": _ratio(r["clicks"], r["impressions"]),
           "frequency": _ratio(r["impressions"], r["reach"]),
           "cpm": _ratio(cost, r["impressions"], 1000), "cpc": _ratio(cost, r["clicks"]),
-          "cpa": _ratio(cost, conv),
-          "retention_1d": _ratio(r["retained_1d"], r["activated"]),
+          "cpa": _ratio(cost, conv), "retention_1d": _ratio(r["retained_1d"], r["activated"]),
           "retention_7d": _ratio(r["retained_7d"], r["activated"])}
-    small = r["reach"] < min_cell
-    if small:
+    if small := r["reach"] < min_cell:
         r = {k: (v if k in dims else None) for k, v in r.items()}
     r["suppressed"] = small
     return r

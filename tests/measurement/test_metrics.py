@@ -63,7 +63,7 @@ def test_counts_reach_across_devices_and_each_invalid_traffic_rule(tmp_path):
     log = lg.store()
 
     m = measure(log, "acme", ["c1"], rules=Rules(bot_devices=frozenset({"botphone"})),
-                by=[["placement"], ["device_type"]], min_cell=1)
+                by=[["placement"], ["device_type"], ["device_type", "placement"]], min_cell=1)
     t = m.totals
     assert t["impressions"] == 4  # r1, r2, r3, r5
     assert t["reach"] == 3  # p1 (twice), p2, p4
@@ -80,6 +80,10 @@ def test_counts_reach_across_devices_and_each_invalid_traffic_rule(tmp_path):
         "impressions: no matching decision": 1}
     by_device = {r["device_type"]: r for r in m.breakdowns["device_type"].to_pylist()}
     assert by_device["tv"]["impressions"] == 1 and by_device["phone"]["impressions"] == 3
+    assert (by_device["tv"]["reach"], by_device["phone"]["reach"]) == (1, 3)  # p1 in both
+    crossed = {(r["device_type"], r["placement"]): r["reach"]
+               for r in m.breakdowns["device_type/placement"].to_pylist()}
+    assert crossed == {("phone", "phone_splash"): 3, ("tv", "tv_boot"): 1}
     assert m.frequency == [(1, 2), (2, 1)]
     assert m.reach_curve == [("2026-10-05", 3)]
 
