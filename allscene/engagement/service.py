@@ -81,6 +81,7 @@ class Engagement(Challenges, Reading):
                  emit: Callable[[list[dict[str, Any]]], None] | None = None, velocity=None):
         self.store, self.code_key, self.velocity = store, code_key, velocity
         self.emit = emit or (lambda events: None)
+        self._known: dict[str, tuple[str, Activity]] = {}
 
     # --- activities --------------------------------------------------------------------------
 
@@ -121,10 +122,14 @@ class Engagement(Challenges, Reading):
 
     def activity(self, activity_id: str, *, advertiser: str | None = None) -> Activity:
         """An activity; 404 when unknown (or another advertiser's, when ``advertiser``)."""
-        got = self.store.activity(activity_id)
+        got = self._known.get(activity_id)
+        if got is None:
+            row = self.store.activity(activity_id)
+            if row is not None:  # an activity does not change once created
+                got = self._known[activity_id] = (row[0], _parse(row[1]))
         if got is None or (advertiser is not None and got[0] != advertiser):
             raise EngagementError(404, f"no activity {activity_id!r}")
-        return _parse(got[1])
+        return got[1]
 
     def show(self, placement: str, who: Who, now: dt.datetime) -> list[dict[str, Any]]:
         """The live activities this person may join at an entry point (and a ``show`` event

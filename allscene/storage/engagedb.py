@@ -43,9 +43,11 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import secrets
+import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
@@ -84,11 +86,9 @@ class Tx:
     def limit(self, key: str, limit: int, *, what: str) -> int:
         """Count one more against ``key`` (e.g. ``a1:person:p1:2026-03-02``), at most
         ``limit``; returns the new count, or raises ``Rejected("limit", what)``."""
-        t = self._s.counters
-        self._c.execute(self._s._insert(t).values(key=key, n=0)
-                        .on_conflict_do_nothing(index_elements=["key"]))
-        got = self._c.execute(sa.update(t).where(t.c.key == key, t.c.n < limit)
-                              .values(n=t.c.n + 1).returning(t.c.n)).scalar()
+        q = self._s._q
+        self._c.execute(q["counter_new"], {"key": key, "n": 0})
+        got = self._c.execute(q["counter_up"], {"k_": key, "lim_": limit}).scalar()
         if got is None:
             raise Rejected("limit", what)
         return got
@@ -96,11 +96,7 @@ class Tx:
     def take(self, pool: str) -> int | None:
         """One item of the activity's ``pool``: its slot (0, 1, ... in the order taken),
         or None when the pool is empty."""
-        t = self._s.pools
-        got = self._c.execute(
-            sa.update(t).where(t.c.activity == self.activity, t.c.pool == pool,
-                               t.c.taken < t.c.size)
-            .values(taken=t.c.taken + 1).returning(t.c.taken)).scalar()
+        got = self._c.execute(self._s._q["take"], {"a_": self.activity, "p_": pool}).scalar()
         return None if got is None else got - 1
 
     def post(self, entries: Iterable[tuple[Account, int]], *, memo: str = "") -> None:
@@ -114,19 +110,19 @@ class Tx:
             raise ValueError(f"unbalanced posting {entries!r}")
         self._posts += 1
         txn = f"{self.activity}/{self.request_id}/{self._posts}"
-        acc, post = self._s.accounts, self._s.postings
+        q = self._s._q
         for a, x in sorted(entries):  # one order everywhere: no deadlock between claims
-            self._c.execute(self._s._insert(acc).values(
-                id=a.id, unit=a.unit, balance=0, may_go_negative=a.may_go_negative)
-                .on_conflict_do_nothing(index_elements=["id"]))
-            cond = [acc.c.id == a.id, acc.c.unit == a.unit]
-            if x < 0:
-                cond.append(sa.or_(acc.c.may_go_negative, acc.c.balance + x >= 0))
-            if self._c.execute(sa.update(acc).where(*cond)
-                               .values(balance=acc.c.balance + x)).rowcount != 1:
+            if x < 0 and not a.may_go_negative:  # the account must have it already
+                got = self._c.execute(q["debit"], {"id_": a.id, "u_": a.unit, "x_": x}).first()
+            else:  # created on first use; one statement
+                got = self._c.execute(q["credit"], {
+                    "id": a.id, "unit": a.unit, "balance": x,
+                    "may_go_negative": a.may_go_negative, "x_": x, "u_": a.unit}).first()
+            if got is None:
                 raise Rejected("insufficient", f"not enough in {a.id} for {-x} {a.unit}")
-            self._c.execute(sa.insert(post).values(txn=txn, account=a.id, amount=x,
-                                                   memo=memo[:200], at=self.now))
+        self._c.execute(sa.insert(self._s.postings), [
+            {"txn": txn, "account": a.id, "amount": x, "memo": memo[:200], "at": self.now}
+            for a, x in entries])
 
     def balance(self, account: str) -> int:
         """An account's balance as this transaction sees it."""
@@ -176,6 +172,9 @@ class EngagementStore:
             sa.event.listen(self.engine, "connect", _sqlite_connect)
             sa.event.listen(self.engine, "begin", _sqlite_begin)
         self._insert = sqlite_insert if self.sqlite else pg_insert
+        # SQLite admits one writer; threads of one process queue on a lock rather than
+        # poll the database's busy handler (which sleeps in steps of milliseconds).
+        self._lock = threading.Lock() if self.sqlite else None
         self.schema = schema
         md = sa.MetaData(schema=schema)
         ts = sa.DateTime(timezone=True)
@@ -234,14 +233,48 @@ class EngagementStore:
             "eng_secrets", md, sa.Column("activity", sa.String(64), primary_key=True),
             sa.Column("name", sa.String(32), primary_key=True),
             sa.Column("value", sa.String(200), nullable=False))
-        with self.engine.begin() as conn:
+        self._q = self._statements()
+        with self._begin() as conn:
             if schema:
                 conn.execute(sa.schema.CreateSchema(schema, if_not_exists=True))
             md.create_all(conn)
 
+    def _statements(self) -> dict[str, Any]:
+        """The claim path's statements, built once (with bound parameters) rather than per
+        claim: building a statement costs more than running it on SQLite."""
+        t, cnt, pools, acc = self.requests, self.counters, self.pools, self.accounts
+        p = sa.bindparam
+        return {
+            "seen": sa.select(t.c.result, t.c.person).where(
+                t.c.activity == p("a_"), t.c.request_id == p("r_")),
+            "request": sa.insert(t).returning(t.c.seq),
+            "result": sa.update(t).where(t.c.seq == p("s_")).values(result=p("res_")),
+            "counter_new": self._insert(cnt).on_conflict_do_nothing(index_elements=["key"]),
+            "counter_up": sa.update(cnt).where(cnt.c.key == p("k_"), cnt.c.n < p("lim_"))
+            .values(n=cnt.c.n + 1).returning(cnt.c.n),
+            "take": sa.update(pools).where(pools.c.activity == p("a_"), pools.c.pool == p("p_"),
+                                           pools.c.taken < pools.c.size)
+            .values(taken=pools.c.taken + 1).returning(pools.c.taken),
+            "debit": sa.update(acc).where(acc.c.id == p("id_"), acc.c.unit == p("u_"),
+                                          acc.c.balance + p("x_") >= 0)
+            .values(balance=acc.c.balance + p("x_")).returning(acc.c.balance),
+            "credit": self._insert(acc).on_conflict_do_update(
+                index_elements=["id"], set_={"balance": acc.c.balance + p("x_")},
+                where=acc.c.unit == p("u_")).returning(acc.c.balance),
+        }
+
+    @contextlib.contextmanager
+    def _begin(self):
+        if self._lock is None:
+            with self.engine.begin() as c:
+                yield c
+            return
+        with self._lock, self.engine.begin() as c:
+            yield c
+
     def drop(self) -> None:
         """Drop the tables (and the schema, if one was given). For tests."""
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             for t in reversed(self.requests.metadata.sorted_tables):
                 t.drop(conn, checkfirst=True)
             if self.schema:
@@ -252,13 +285,13 @@ class EngagementStore:
 
     def create_pool(self, activity: str, pool: str, size: int) -> None:
         """A prize pool of ``size`` items (kept as it is when it exists already)."""
-        with self.engine.begin() as c:
+        with self._begin() as c:
             c.execute(self._insert(self.pools).values(activity=activity, pool=pool, size=size,
                                                       taken=0).on_conflict_do_nothing())
 
     def add_activity(self, advertiser: str, activity: str, doc: dict[str, Any]) -> bool:
         """Keep an activity's document; False when the id is taken (by anyone)."""
-        with self.engine.begin() as c:
+        with self._begin() as c:
             return c.execute(self._insert(self.activities).values(
                 id=activity, advertiser=advertiser, doc=json.dumps(doc),
                 at=dt.datetime.now(dt.UTC)).on_conflict_do_nothing()
@@ -282,7 +315,7 @@ class EngagementStore:
     def bump(self, key: str) -> int:
         """Count one more under ``key`` outside any claim (e.g. a guessed code); the count."""
         t = self.counters
-        with self.engine.begin() as c:
+        with self._begin() as c:
             c.execute(self._insert(t).values(key=key, n=0)
                       .on_conflict_do_nothing(index_elements=["key"]))
             return c.execute(sa.update(t).where(t.c.key == key).values(n=t.c.n + 1)
@@ -296,7 +329,7 @@ class EngagementStore:
     def put_secret(self, activity: str, name: str, value: str) -> str:
         """Keep ``value`` under ``name`` unless one is kept already; returns the kept one."""
         t = self.secrets
-        with self.engine.begin() as c:
+        with self._begin() as c:
             c.execute(self._insert(t).values(activity=activity, name=name, value=value)
                       .on_conflict_do_nothing())
             return c.execute(sa.select(t.c.value).where(t.c.activity == activity,
@@ -306,7 +339,7 @@ class EngagementStore:
         """Register packaging codes (their keyed hashes); returns how many were new."""
         t, rows = self.codes, []
         count = sa.select(sa.func.count()).select_from(t).where(t.c.activity == activity)
-        with self.engine.begin() as c:
+        with self._begin() as c:
             before = c.execute(count).scalar()
             for h in hashes:
                 rows.append({"activity": activity, "hash": h})
@@ -325,23 +358,20 @@ class EngagementStore:
         """Run a claim once per ``(activity, request_id)``: ``(result, replayed)``.
         ``Rejected`` propagates after the rollback (and is counted)."""
         now = now or dt.datetime.now(dt.UTC)
-        t = self.requests
         for attempt in range(attempts):
             try:
-                with self.engine.begin() as c:
-                    old = c.execute(sa.select(t.c.result, t.c.person).where(
-                        t.c.activity == activity, t.c.request_id == request_id)).first()
+                with self._begin() as c:
+                    old = c.execute(self._q["seen"], {"a_": activity, "r_": request_id}).first()
                     if old is not None:
                         if old.person != person:
                             raise Rejected("conflict", "this request id belongs to another "
                                                        "claim: use a new one")
                         return json.loads(old.result), True
-                    seq = c.execute(sa.insert(t).values(
-                        activity=activity, request_id=request_id, person=person, result="",
-                        at=now).returning(t.c.seq)).scalar_one()
+                    seq = c.execute(self._q["request"], {
+                        "activity": activity, "request_id": request_id, "person": person,
+                        "result": "", "at": now}).scalar_one()
                     result = {"seq": seq, **fn(Tx(self, c, activity, seq, request_id, now))}
-                    c.execute(sa.update(t).where(t.c.seq == seq)
-                              .values(result=json.dumps(result)))
+                    c.execute(self._q["result"], {"s_": seq, "res_": json.dumps(result)})
                     return result, False
             except Rejected as r:
                 self._count_rejection(activity, r.code)
@@ -356,7 +386,7 @@ class EngagementStore:
 
     def _count_rejection(self, activity: str, code: str) -> None:
         t = self.rejections
-        with self.engine.begin() as c:
+        with self._begin() as c:
             c.execute(self._insert(t).values(activity=activity, code=code, n=0)
                       .on_conflict_do_nothing())
             c.execute(sa.update(t).where(t.c.activity == activity, t.c.code == code)
@@ -367,7 +397,7 @@ class EngagementStore:
         """Use a coupon once: the card, or ``Rejected`` (unknown, used, expired)."""
         now = now or dt.datetime.now(dt.UTC)
         t = self.cards
-        with self.engine.begin() as c:
+        with self._begin() as c:
             row = c.execute(sa.select(t).where(t.c.id == card_id, t.c.person == person)
                             ).mappings().first()
             if row is None:
