@@ -45,6 +45,10 @@ def decision_events(d: Decision, ts: dt.datetime, device_type: str) -> list[dict
     if d.outcome == "ad":
         main["advertiser_id"], main["campaign_id"] = d.advertiser, d.campaign
         main["creative_id"], main["cost"] = (d.creative or {}).get("id"), d.price_cny
+        if d.scene:
+            main["scene"] = d.scene
+        if d.audience:
+            main["audience"] = d.audience
     if d.reasons:
         main["reason"] = "; ".join([f"{k}: {v}" for k, v in sorted(d.reasons.items())])[:512]
     out = [main]

@@ -102,6 +102,8 @@ class Decision:
     click_url: str | None = None
     reasons: dict[str, int] = field(default_factory=dict)  # why campaigns were passed over
     ghosts: list[tuple[str, str]] = field(default_factory=list)  # held-out winners
+    scene: str | None = None  # the targeted scene the person was in
+    audience: str | None = None  # the targeted audience the person was in
 
 
 @dataclass(slots=True)
@@ -319,6 +321,10 @@ class Decider:
                 why[refused] += 1
                 continue
             out.outcome, out.advertiser, out.campaign = "ad", live.advertiser, c.id
+            if live.scenes:  # what the targeting matched, for reports by scene and audience
+                out.scene = min(live.scenes & viewer.scenes)
+            if live.audiences:
+                out.audience = min(a for a in live.audiences if a in viewer.audiences)[1]
             out.creative, out.price_cny = dict(creative), price
             body = self.tracker.body({"d": req.request_id, "price": f"{price:.6f}",
                                       "dv": req.device_id or ""}, now=now,

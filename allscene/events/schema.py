@@ -314,6 +314,10 @@ class AdDecision(EventBase):
     """The person the decision was for, when the identity graph knows the device."""
     cost: Money | None = None
     """What the impression was priced at (CNY), for an ad."""
+    scene: Name | None = None
+    """The targeted scene the person was in when the ad was chosen."""
+    audience: Id | None = None
+    """The targeted audience (of the advertiser) the person was in."""
 
 
 class AdImpression(EventBase):

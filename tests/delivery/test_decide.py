@@ -73,7 +73,9 @@ def test_targeting_reads_scenes_audiences_and_hours(decider):
         "scenes": ["commute_drive"], "audiences": ["young_drivers"], "hours": [7, 8]}))])
     inside = Viewer("a", scenes=frozenset({"commute_drive"}),
                     audiences=frozenset({("acme", "young_drivers")}))
-    assert ask(decider, inside, at=T0 + dt.timedelta(hours=7)).outcome == "ad"
+    won = ask(decider, inside, at=T0 + dt.timedelta(hours=7))
+    assert won.outcome == "ad"
+    assert (won.scene, won.audience) == ("commute_drive", "young_drivers")  # for reports
     assert ask(decider, inside, at=T0 + dt.timedelta(hours=12)).reasons == {
         "not at this hour": 1}
     # Another advertiser's audience of the same name does not count.

@@ -32,11 +32,13 @@ class Log:
         self.events.append(ev)
         return ev
 
-    def served(self, rid, s, device, person, *, cost=0.05, clicked_after=None, **kw):
-        """A decision and its impression (and a click ``clicked_after`` seconds later)."""
+    def served(self, rid, s, device, person, *, cost=0.05, clicked_after=None, decided=None,
+               **kw):
+        """A decision and its impression (and a click ``clicked_after`` seconds later);
+        ``decided`` holds fields of the decision only (scene, audience)."""
         ad = AD | kw
         self.add("ad_decision", s, device, request_id=rid, outcome="ad", account_id=person,
-                 cost=cost, **ad)
+                 cost=cost, **ad, **(decided or {}))
         self.add("ad_impression", s + 1, device, request_id=rid, cost=cost, **ad)
         if clicked_after is not None:
             self.add("ad_click", s + 1 + clicked_after, device, request_id=rid, **ad)
@@ -156,3 +158,18 @@ def test_an_empty_log_counts_zero(tmp_path):
     m = measure(ParquetEventLog(tmp_path / "log"), "acme", ["c1"], by=[["day"]])
     assert m.totals["impressions"] == 0 and m.totals["ctr"] is None
     assert m.breakdowns["day"].num_rows == 0
+
+
+def test_breakdowns_by_the_scene_and_audience_the_targeting_matched(tmp_path):
+    lg = Log(tmp_path / "log")
+    for i in range(6):
+        lg.served(f"s{i}", 10 * i, f"ph{i}", f"p{i}", clicked_after=5 if i < 3 else None,
+                  decided={"scene": "commute_subway", "audience": "commuters"})
+    for i in range(6, 10):
+        lg.served(f"b{i}", 10 * i, f"ph{i}", f"p{i}", clicked_after=5 if i == 6 else None)
+    m = measure(lg.store(), "acme", ["c1"], by=[["scene"], ["audience"]], min_cell=1)
+    scene = {r["scene"]: r for r in m.breakdowns["scene"].to_pylist()}
+    assert scene["commute_subway"]["impressions"] == 6 and scene["commute_subway"]["clicks"] == 3
+    assert scene["(not targeted)"]["impressions"] == 4 and scene["(not targeted)"]["clicks"] == 1
+    audience = {r["audience"]: r["reach"] for r in m.breakdowns["audience"].to_pylist()}
+    assert audience == {"commuters": 6, "(not targeted)": 4}
