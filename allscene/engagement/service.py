@@ -36,6 +36,8 @@ from allscene.engagement.mixins import Challenges, Reading
 from allscene.storage.engagedb import EngagementStore, Rejected, Tx
 
 LOCAL = dt.timezone(dt.timedelta(hours=8))
+_STATUS = {"sold_out": 409, "used": 409, "conflict": 409, "limit": 429, "unknown": 404}
+"""The HTTP status of a refused claim, by reason (else 422)."""
 
 
 class EngagementError(ValueError):
@@ -278,8 +280,7 @@ class Engagement(Challenges, Reading):
         except Rejected as r:
             self._event(a, who, now, action, reason=f"{r.code}: {r.reason}"[:512],
                         request_id=request_id)
-            raise EngagementError(409 if r.code in ("sold_out", "used") else 429
-                                  if r.code == "limit" else 422, r.reason) from None
+            raise EngagementError(_STATUS.get(r.code, 422), r.reason) from None
         if not replayed:
             self._event(a, who, now, result["action"], request_id=request_id,
                         prize_id=result.get("prize"),
@@ -367,15 +368,19 @@ def build_engagement(settings, ads) -> Engagement:
     """The engine for ``settings``: its tables beside the configuration (SQLite, or
     ``config_url``), per-address velocity in Redis when ``redis_url`` is set, the codes'
     hash key derived from the tracking secret, events into the ad server's journal."""
-    import hashlib
-
     from allscene.storage.online import RedisState
 
     velocity = RedisState(settings.redis_url, prefix=settings.redis_prefix) \
         if settings.redis_url else None
-    key = hashlib.sha256(b"allscene codes\n" + settings.tracking_secret()).digest()
-    return Engagement(EngagementStore(settings.config_db), code_key=key,
-                      emit=ads.adlog.write, velocity=velocity)
+    return Engagement(EngagementStore(settings.config_db), code_key=code_key(settings),
+                      emit=ads.adlog.write if ads is not None else None, velocity=velocity)
+
+
+def code_key(settings) -> bytes:
+    """The key of the packaging codes' hashes, derived from the tracking secret."""
+    import hashlib
+
+    return hashlib.sha256(b"allscene codes\n" + settings.tracking_secret()).digest()
 
 
 @functools.lru_cache(maxsize=1024)

@@ -482,8 +482,8 @@ class EngagementStore:
 
 
 def _card(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: (_aware(v).isoformat() if isinstance(v, dt.datetime) else v)
-            for k, v in row.items()}
+    return {str(k): (_aware(v).isoformat() if isinstance(v, dt.datetime) else v)
+            for k, v in row.items()}  # str(): SQLAlchemy's keys are a str subclass
 
 
 def _aware(t: dt.datetime | None) -> dt.datetime | None:
