@@ -133,3 +133,52 @@ def reveal(ctx: typer.Context, activity: ActivityId, advertiser: Advertiser) -> 
     auditor needs besides the draw log."""
     got = _run(_engine(ctx).reveal, advertiser, activity, dt.datetime.now(dt.UTC))
     console.print_json(json.dumps(got))
+
+
+@activity_app.command("report")
+def report(ctx: typer.Context, activity: ActivityId, advertiser: Advertiser,
+           window_d: Annotated[int, typer.Option("--window", help="Days after taking part (or "
+                                                  "being shown) a conversion counts.")] = 30,
+           as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """The activity counted from the event log: shown, took part, won, paid, refused, and
+    conversions of those who took part beside those only shown."""
+    from dataclasses import asdict
+
+    from allscene.measurement.activities import activity_metrics
+    from allscene.measurement.metrics import MeasureError
+    from allscene.storage import ParquetEventLog
+    from allscene.storage.tables import TableStore
+
+    settings = ctx.obj
+    tables = TableStore(settings.data_dir / "derived")
+    people = tables.read("identity_devices").select(["device_id", "person_id"]) \
+        if "identity_devices" in set(tables.names()) else None
+    try:
+        m = activity_metrics(ParquetEventLog(settings.log_dir), advertiser, activity,
+                             people=people, window_d=window_d)
+    except MeasureError as exc:
+        err.print(f"[red]{exc}")
+        raise typer.Exit(2) from None
+    if as_json:
+        console.print_json(json.dumps(asdict(m), default=str))
+        return
+    t = m.totals
+    console.print(f"[bold]{activity}[/bold]: shown to {t['shown']:,} people, "
+                  f"{t['participants']:,} took part"
+                  + (f" ({t['participation']:.1%})" if t["participation"] is not None else "")
+                  + f"; cash paid ¥{t['cash_paid']:,.2f}; points earned "
+                  f"{t['points_earned']:,}, spent {t['points_spent']:,}")
+    tab = Table("action", "events", "people")
+    for r in m.by_action:
+        tab.add_row(r["action"], f"{r['events']:,}", f"{r['people']:,}")
+    console.print(tab)
+    console.print(f"prizes won: {m.prizes or 'none'}; refused: {m.refused or 'none'}")
+    conv = Table("group", "people", "converted", "rate", title=f"conversions within "
+                                                                 f"{window_d} days")
+    for r in m.conversions:
+        if r["suppressed"]:
+            conv.add_row(r["group"], "(suppressed)", "", "")
+        else:
+            conv.add_row(r["group"], f"{r['people']:,}", f"{r['converted']:,}",
+                         f"{r['rate']:.1%}")
+    console.print(conv)

@@ -5,6 +5,7 @@ another advertiser's key sees nothing."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 from tests.ad_helpers import bearer
 
@@ -63,6 +64,20 @@ def test_an_activity_end_to_end_over_http(ad_client, keys):
     assert c.get("/v1/activities/game", headers=bearer(keys["globex"])).status_code == 404
     early = c.get("/v1/activities/game/reveal", headers=bearer(keys["acme"]))
     assert early.status_code == 409
+    # Every show, claim and refusal went into the event log: the activity's own report.
+    c.app.state.ads.adlog.flush()
+    from typer.testing import CliRunner
+
+    from allscene.cli import app
+    data = str(c.app.state.settings.data_dir)
+    r = CliRunner().invoke(app, ["--data", data, "activity", "report", "game", "-a", "acme",
+                                 "--json"])
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.output)
+    assert rep["totals"]["shown"] == 1 and rep["totals"]["participants"] == 1
+    assert {a["action"]: a["events"] for a in rep["by_action"]} == {
+        "code": 1, "coupon": 1, "draw": 1, "play": 1, "redeem": 1, "show": 1}
+    assert rep["refused"] == {"insufficient": 1}
 
 
 def test_bad_input_gets_a_4xx_with_a_reason_and_nothing_is_awarded(ad_client, keys):
