@@ -1,0 +1,1 @@
+"""Matching: pCTR models and multi-stage optimization plans."""
