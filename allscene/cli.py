@@ -28,6 +28,7 @@ from rich.table import Table
 from allscene.cli_ads import advertiser_app, campaign_app
 from allscene.cli_engage import activity_app
 from allscene.cli_lift import lift_cmd
+from allscene.cli_matching import pctr_app
 from allscene.cli_measure import report_cmd
 from allscene.cli_scenes import scenes_app, scenes_counts, scenes_run, score_scenes_cmd
 from allscene.config import Settings
@@ -49,6 +50,7 @@ app.add_typer(scenes_app, name="scenes")
 app.add_typer(advertiser_app, name="advertiser")
 app.add_typer(campaign_app, name="campaign")
 app.add_typer(activity_app, name="activity")
+app.add_typer(pctr_app, name="pctr")
 app.command("report")(report_cmd)
 app.command("lift")(lift_cmd)
 

@@ -17,6 +17,7 @@ import datetime as dt
 import threading
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -62,6 +63,7 @@ class AdServer:
         self._stamp: object = None
         self._checked = 0.0
         self._lock = threading.Lock()
+        self.owners: dict[int, str] = {}
 
     # --- campaigns ---------------------------------------------------------------------------
 
@@ -84,6 +86,8 @@ class AdServer:
             self.directory.set_audiences(bitmaps)
             self.audience_problems = problems
             self.live = {f"{adv}/{c.id}": c for adv, c in pairs}
+            self.owners.clear()  # whose each campaign object is (the click model asks)
+            self.owners.update({id(c): adv for adv, c in pairs})
             self._checked = time.monotonic()
             return self.decider.load(pairs)
 
@@ -194,13 +198,15 @@ def build_ad_server(settings, log, ingestor, scene_ids_of=None) -> AdServer:
         if settings.redis_url else MemoryState()
     placements = load_placements()
     tracker = Tracker(settings.tracking_secret(), state)
-    decider = Decider(placements, state, tracker, base_url=settings.public_url)
     audience_store = AudienceStore(settings.data_dir / "audiences")
     tables = TableStore(settings.data_dir / "derived")
     have = set(tables.names())
-    members = None
+    members, tags = None, tables.read("tag_table") if "tag_table" in have else None
+    owners: dict[int, str] = {}  # id(campaign) -> advertiser, kept by AdServer.reload
+    pctr = load_pctr(settings.data_dir, tags, advertiser_of=lambda c: owners.get(id(c)))
+    decider = Decider(placements, state, tracker, base_url=settings.public_url,
+                      **({"pctr": pctr} if pctr is not None else {}))
     if {"identity_devices", "tag_table", "consent"} <= have:
-        tags = tables.read("tag_table")
         directory = Directory.from_tables(tables.read("identity_devices"), tags,
                                           tables.read("consent"), scenes_of=scene_ids_of)
         members = _members(tags, tables.read("consent"), audience_store)
@@ -212,6 +218,7 @@ def build_ad_server(settings, log, ingestor, scene_ids_of=None) -> AdServer:
         audiences=lambda adv: {a.name for a in audience_store.list(adv)})
     adlog = AdLog(ingestor, settings.data_dir / "journal")
     server = AdServer(service, decider, directory, adlog, audience_members=members)
+    server.owners = owners
     server.reload()
     server.restore(log)
     adlog.start()
@@ -235,3 +242,21 @@ def _members(tags, consent, audience_store) -> Callable[[str, str], BitMap | Non
         except ValueError:
             return None
     return members
+
+
+def load_pctr(data_dir, tags, *, advertiser_of):
+    """The click model of ``DATA/models/pctr.npz`` (``allscene pctr train`` writes it) as
+    the decision engine's ``pctr``, reading the tag table; None when there is none."""
+    from allscene.matching.ftrl import FTRL
+    from allscene.matching.model import PCtr
+    from allscene.matching.train import MODEL_FILE, tag_columns
+
+    path = Path(data_dir) / MODEL_FILE
+    if not path.exists():
+        return None
+    rows: dict[str, dict] = {}
+    if tags is not None:
+        cols = tag_columns(tags)
+        for r in tags.select(["person_id", *cols]).to_pylist():
+            rows[r.pop("person_id")] = {k: v for k, v in r.items() if v is not None}
+    return PCtr(FTRL.load(path), tags_of=rows.get, advertiser_of=advertiser_of, min_events=1)
