@@ -49,6 +49,8 @@ def decision_events(d: Decision, ts: dt.datetime, device_type: str) -> list[dict
             main["scene"] = d.scene
         if d.audience:
             main["audience"] = d.audience
+        if d.stage:
+            main["stage"] = d.stage
     if d.reasons:
         main["reason"] = "; ".join([f"{k}: {v}" for k, v in sorted(d.reasons.items())])[:512]
     out = [main]

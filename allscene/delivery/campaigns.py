@@ -134,6 +134,9 @@ class Campaign(_Model):
     creatives: Annotated[list[Creative], Field(min_length=1)]
     holdout: Annotated[float, Field(ge=0, le=0.5)] = 0.1
     """Share of the targeted people kept unexposed (ghost ads logged) to measure lift."""
+    stage: Annotated[str, Field(pattern=ID)] | None = None
+    """The stage of an optimization plan the campaign is in (seed audience, lookalike of
+    its clickers, ...): decisions record it, so reports compare stages."""
 
     @model_validator(mode="after")
     def _unique(self) -> Campaign:

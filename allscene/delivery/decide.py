@@ -104,6 +104,7 @@ class Decision:
     ghosts: list[tuple[str, str]] = field(default_factory=list)  # held-out winners
     scene: str | None = None  # the targeted scene the person was in
     audience: str | None = None  # the targeted audience the person was in
+    stage: str | None = None  # the campaign's optimization stage
 
 
 @dataclass(slots=True)
@@ -325,6 +326,7 @@ class Decider:
                 out.scene = min(live.scenes & viewer.scenes)
             if live.audiences:
                 out.audience = min(a for a in live.audiences if a in viewer.audiences)[1]
+            out.stage = c.stage
             out.creative, out.price_cny = dict(creative), price
             body = self.tracker.body({"d": req.request_id, "price": f"{price:.6f}",
                                       "dv": req.device_id or ""}, now=now,

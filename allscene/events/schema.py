@@ -318,6 +318,8 @@ class AdDecision(EventBase):
     """The targeted scene the person was in when the ad was chosen."""
     audience: Id | None = None
     """The targeted audience (of the advertiser) the person was in."""
+    stage: Id | None = None
+    """The campaign's optimization stage when the ad was chosen."""
 
 
 class AdImpression(EventBase):

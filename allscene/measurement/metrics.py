@@ -43,13 +43,14 @@ from allscene.storage.duck import connect
 AD_KINDS = ("ad_decision", "ad_impression", "ad_click", "ad_conversion")
 CONVERSION_TYPES = ("lead", "activation", "purchase")
 DIMENSIONS = ("campaign", "day", "hour", "placement", "medium", "device_type", "creative",
-              "scene", "audience")
+              "scene", "audience", "stage")
 """What a report can be broken down by (scene, audience and stage come with issue 7's next
 steps and issue 9's plans)."""
 _DIM_SQL = {"campaign": "campaign_id", "day": "day", "hour": "hour",
             "placement": "placement_id", "medium": "medium", "device_type": "device_type",
             "creative": "creative_id", "scene": "coalesce(scene, '(not targeted)')",
-            "audience": "coalesce(audience, '(not targeted)')"}
+            "audience": "coalesce(audience, '(not targeted)')",
+            "stage": "coalesce(stage, '(no stage)')"}
 LOCAL_OFFSET = dt.timedelta(hours=8)
 
 
@@ -261,7 +262,7 @@ def _facts(con, paths: list[str], p: dict[str, Any]) -> None:
         con.execute(
             "CREATE TEMP VIEW ad AS SELECT kind, event_id, ts, device_id, device_type,"
             " request_id, placement_id, campaign_id, creative_id, outcome, account_id, cost,"
-            f" conversion_type, {_optional(con, paths, ('scene', 'audience'))}"
+            f" conversion_type, {_optional(con, paths, ('scene', 'audience', 'stage'))}"
             f" FROM read_parquet([{', '.join(_lit(x) for x in paths)}],"
             " union_by_name=true, hive_partitioning=false) WHERE kind IN ('ad_decision',"
             f" 'ad_impression', 'ad_click', 'ad_conversion') AND advertiser_id = {_lit(p['adv'])}"
@@ -271,7 +272,8 @@ def _facts(con, paths: list[str], p: dict[str, Any]) -> None:
                     " device_id VARCHAR, device_type VARCHAR, request_id VARCHAR,"
                     " placement_id VARCHAR, campaign_id VARCHAR, creative_id VARCHAR,"
                     " outcome VARCHAR, account_id VARCHAR, cost DOUBLE,"
-                    " conversion_type VARCHAR, scene VARCHAR, audience VARCHAR)")
+                    " conversion_type VARCHAR, scene VARCHAR, audience VARCHAR,"
+                    " stage VARCHAR)")
     con.execute("CREATE TEMP TABLE ad_clk AS SELECT request_id, ts, event_id, device_id,"
                 " campaign_id FROM ad WHERE kind = 'ad_click'")
     con.execute("CREATE TEMP TABLE ad_conv AS SELECT event_id, ts, request_id, device_id,"
@@ -281,7 +283,7 @@ def _facts(con, paths: list[str], p: dict[str, Any]) -> None:
     con.execute(
         "CREATE TEMP TABLE dec AS SELECT request_id, arg_min(account_id, ts) account_id,"
         " arg_min(cost, ts) AS cost, arg_min(scene, ts) scene,"
-        " arg_min(audience, ts) audience FROM ad WHERE kind = 'ad_decision' AND outcome = 'ad'"
+        " arg_min(audience, ts) audience, arg_min(stage, ts) stage FROM ad WHERE kind = 'ad_decision' AND outcome = 'ad'"
         f" AND campaign_id IN {camps} GROUP BY request_id")
     imp_src = ("(SELECT request_id, ts, event_id, device_id, device_type, placement_id,"
                " campaign_id, creative_id, cost FROM ad WHERE kind = 'ad_impression'"
@@ -295,7 +297,7 @@ def _facts(con, paths: list[str], p: dict[str, Any]) -> None:
     con.execute(
         "CREATE TEMP TABLE imp AS SELECT i.request_id, i.ts, i.device_type,"
         " i.placement_id, i.campaign_id, i.creative_id,"
-        " coalesce(i.cost, d.cost, 0) AS cost, d.scene, d.audience,"
+        " coalesce(i.cost, d.cost, 0) AS cost, d.scene, d.audience, d.stage,"
         " coalesce(d.account_id, pe.person_id, 'device:' || i.device_id) person,"
         " CASE WHEN b.device_id IS NOT NULL THEN 'known bot device'"
         "  WHEN d.request_id IS NULL THEN 'no matching decision'"
@@ -362,7 +364,7 @@ def _facts(con, paths: list[str], p: dict[str, Any]) -> None:
     con.execute(
         "CREATE TEMP TABLE facts AS SELECT pn.pid AS person, i.campaign_id,"
         " i.placement_id, coalesce(m.medium, 'other') medium, i.device_type, i.creative_id,"
-        " i.scene, i.audience,"
+        " i.scene, i.audience, i.stage,"
         f" {DAY.format(ts='i.ts')} AS day, {HOUR.format(ts='i.ts')} AS hour,"
         " i.cost, (k.request_id IS NOT NULL)::INT clicked,"
         " coalesce(cv.conv_lead, 0) conv_lead,"

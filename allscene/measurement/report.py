@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 from allscene.measurement.metrics import MeasureError, Metrics, Rules, measure
 
 DEFAULT_BREAKDOWNS = (("day",), ("hour",), ("placement",), ("medium",), ("device_type",),
-                      ("creative",), ("scene",), ("audience",))
+                      ("creative",), ("scene",), ("audience",), ("stage",))
 _HEADLINE = (("impressions", "{:,}"), ("clicks", "{:,}"), ("ctr", "{:.2%}"),
              ("reach", "{:,}"), ("frequency", "{:.2f}"), ("cost", "¥{:,.2f}"),
              ("cpm", "¥{:,.2f}"), ("cpc", "¥{:,.2f}"), ("conversions", "{:,}"),

@@ -17,8 +17,8 @@ SPLASH = {"id": "s", "format": "image", "w": 1080, "h": 1920, "url": "https://cd
 
 
 def campaign(cid, *, bid=("cpm", 80.0), targeting=None, creatives=None, budget=None,
-             holdout=0.0, cap=(100, 24), pacing="asap"):
-    return parse_campaign({
+             holdout=0.0, cap=(100, 24), pacing="asap", stage=None):
+    return parse_campaign({"stage": stage,
         "id": cid, "name": cid, "pacing": pacing, "holdout": holdout,
         "flights": [{"start": "2026-10-01T00:00:00+08:00", "end": "2026-11-01T00:00:00+08:00"}],
         "budget": budget or {"total": 1e6}, "bid": {"type": bid[0], "amount": bid[1]},
@@ -69,13 +69,13 @@ def test_an_opted_out_person_gets_no_targeted_ad(decider):
 
 
 def test_targeting_reads_scenes_audiences_and_hours(decider):
-    decider.load([("acme", campaign("commuters", targeting={
+    decider.load([("acme", campaign("commuters", stage="seed", targeting={
         "scenes": ["commute_drive"], "audiences": ["young_drivers"], "hours": [7, 8]}))])
     inside = Viewer("a", scenes=frozenset({"commute_drive"}),
                     audiences=frozenset({("acme", "young_drivers")}))
     won = ask(decider, inside, at=T0 + dt.timedelta(hours=7))
     assert won.outcome == "ad"
-    assert (won.scene, won.audience) == ("commute_drive", "young_drivers")  # for reports
+    assert (won.scene, won.audience, won.stage) == ("commute_drive", "young_drivers", "seed")
     assert ask(decider, inside, at=T0 + dt.timedelta(hours=12)).reasons == {
         "not at this hour": 1}
     # Another advertiser's audience of the same name does not count.

@@ -160,14 +160,18 @@ def test_an_empty_log_counts_zero(tmp_path):
     assert m.breakdowns["day"].num_rows == 0
 
 
-def test_breakdowns_by_the_scene_and_audience_the_targeting_matched(tmp_path):
+def test_breakdowns_by_the_scene_audience_and_stage_the_decision_recorded(tmp_path):
     lg = Log(tmp_path / "log")
     for i in range(6):
         lg.served(f"s{i}", 10 * i, f"ph{i}", f"p{i}", clicked_after=5 if i < 3 else None,
-                  decided={"scene": "commute_subway", "audience": "commuters"})
+                  decided={"scene": "commute_subway", "audience": "commuters",
+                           "stage": "lookalike_1"})
     for i in range(6, 10):
         lg.served(f"b{i}", 10 * i, f"ph{i}", f"p{i}", clicked_after=5 if i == 6 else None)
-    m = measure(lg.store(), "acme", ["c1"], by=[["scene"], ["audience"]], min_cell=1)
+    m = measure(lg.store(), "acme", ["c1"], by=[["scene"], ["audience"], ["stage"]],
+                min_cell=1)
+    stage = {r["stage"]: r["ctr"] for r in m.breakdowns["stage"].to_pylist()}
+    assert stage == {"lookalike_1": 0.5, "(no stage)": 0.25}
     scene = {r["scene"]: r for r in m.breakdowns["scene"].to_pylist()}
     assert scene["commute_subway"]["impressions"] == 6 and scene["commute_subway"]["clicks"] == 3
     assert scene["(not targeted)"]["impressions"] == 4 and scene["(not targeted)"]["clicks"] == 1
