@@ -51,13 +51,14 @@ def _out(ads: AdServer, adv: str, c: Campaign, version: int, status: int = 200) 
                     headers={"ETag": f'"{version}"'})
 
 
-async def _doc(request: Request) -> dict[str, Any]:
+async def read_object(request: Request, what: str = "a campaign") -> dict[str, Any]:
+    """The request's JSON object body: 400 when it is not JSON, 422 when not an object."""
     try:
         doc = orjson.loads(await request.body())
     except orjson.JSONDecodeError as exc:
         raise HTTPException(400, f"body: not valid JSON ({exc})") from None
     if not isinstance(doc, dict):
-        raise HTTPException(422, "body: a campaign is a JSON object")
+        raise HTTPException(422, f"body: {what} is a JSON object")
     return doc
 
 
@@ -75,7 +76,7 @@ def list_campaigns(request: Request, adv: Advertiser) -> Response:
 
 @router.post("/v1/campaigns", summary="Create a campaign", status_code=201)
 async def create_campaign(request: Request, adv: Advertiser) -> Response:
-    ads, doc = _ads(request), await _doc(request)
+    ads, doc = _ads(request), await read_object(request)
     try:
         c, version = ads.campaigns.create(adv, doc)
     except CampaignError as exc:
@@ -99,7 +100,7 @@ def get_campaign(request: Request, campaign_id: str, adv: Advertiser) -> Respons
 @router.put("/v1/campaigns/{campaign_id}", summary="Replace a campaign (If-Match: version)")
 async def put_campaign(request: Request, campaign_id: str, adv: Advertiser,
                        if_match: Annotated[str | None, Header()] = None) -> Response:
-    ads, doc = _ads(request), await _doc(request)
+    ads, doc = _ads(request), await read_object(request)
     if doc.get("id", campaign_id) != campaign_id:
         raise HTTPException(422, f"id: the body says {doc.get('id')!r}, the path "
                                  f"{campaign_id!r}")

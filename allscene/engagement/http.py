@@ -22,7 +22,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from allscene.delivery.advertiser_http import Advertiser
+from allscene.delivery.advertiser_http import Advertiser, read_object
 from allscene.engagement.badges import Workout
 from allscene.engagement.service import Engagement, EngagementError, Who
 
@@ -168,12 +168,7 @@ def post_redeem(request: Request, body: RedeemIn) -> Response:
 
 @router.post("/v1/activities", summary="Create an activity (returns its draw commitment)")
 async def create_activity(request: Request, adv: Advertiser) -> Response:
-    try:
-        doc = orjson.loads(await request.body())
-    except orjson.JSONDecodeError as exc:
-        raise HTTPException(400, f"body: not valid JSON ({exc})") from None
-    if not isinstance(doc, dict):
-        raise HTTPException(422, "body: an activity is a JSON object")
+    doc = await read_object(request, "an activity")
     try:
         return _json(engagement_of(request).create(adv, doc), 201)
     except EngagementError as exc:
