@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -27,6 +28,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # What start-up built (people, campaigns, indexes) lives as long as the server: move
+        # it out of the collector's generations, so the collections each request's garbage
+        # triggers do not walk the whole heap (gc.freeze, as large Python services do).
+        gc.collect()
+        gc.freeze()
         yield
         if app.state.ads is not None:
             app.state.ads.adlog.close()  # what was journalled goes into the log
@@ -51,10 +57,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.scenes.scene_ids if app.state.scenes else None)
     listeners.append(app.state.ads.directory.observe)  # opt-outs take effect at once
     app.state.engagement = build_engagement(settings, app.state.ads)
-    # The ad routes first: a request is matched router by router, and /v1/decide is the
-    # busiest path by far.
-    for module in (ads_http, advertiser_http, engagement_http, events_http, scenes_http,
-                   reports_http):
+    # The ad routes first and at the top level: /v1/decide is the busiest path by far, and an
+    # included router is one more layer of matching on every request (about 6 us of 100).
+    app.router.routes.extend(ads_http.router.routes)
+    for module in (advertiser_http, engagement_http, events_http, scenes_http, reports_http):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["ops"])
