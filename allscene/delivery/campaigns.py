@@ -104,6 +104,10 @@ class Creative(_Model):
     url: Annotated[str, Field(pattern=r"^https?://")] | None = None
     text: Annotated[str, Field(max_length=500)] | None = None
     landing: Annotated[str, Field(pattern=r"^https?://")] | None = None
+    topics: Annotated[list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_.]{0,63}$")]],
+                      Field(max_length=16)] = []
+    """What the creative is about, in the tag catalog's words (``intent.car_compact``,
+    ``interest.comics``, ``season.winter``): declared by the advertiser, as OpenRTB's ``cat``."""
     rule: str | None = None
     """When this creative fits (``weather.temp_c < 10``); the first creative whose rule
     holds is chosen, a creative without a rule fits always."""
