@@ -26,6 +26,7 @@ from rich.progress import (
 from rich.table import Table
 
 from allscene.cli_ads import advertiser_app, campaign_app
+from allscene.cli_cases import cases_app, clear_replay, run_cases
 from allscene.cli_engage import activity_app
 from allscene.cli_lift import lift_cmd
 from allscene.cli_matching import pctr_app
@@ -51,6 +52,7 @@ app.add_typer(advertiser_app, name="advertiser")
 app.add_typer(campaign_app, name="campaign")
 app.add_typer(activity_app, name="activity")
 app.add_typer(pctr_app, name="pctr")
+app.add_typer(cases_app, name="cases")
 app.command("report")(report_cmd)
 app.command("lift")(lift_cmd)
 
@@ -670,10 +672,11 @@ def serve(ctx: typer.Context, host: Annotated[str, typer.Option()] = "127.0.0.1"
 
 
 @app.command()
-def demo(ctx: typer.Context, people: Annotated[int, typer.Option(min=1)] = 2_000,
+def demo(ctx: typer.Context, people: Annotated[int, typer.Option(min=1)] = 10_000,
          days: Annotated[int, typer.Option(min=1)] = 14,
          seed: Annotated[int, typer.Option()] = 7) -> None:
-    """The main job: generate a world, ingest it, show what the platform now holds."""
+    """The main job: generate a world, ingest it, build identity, tags, audiences and scenes,
+    replay the seed cases through the ad server, and end with their reports."""
     from allscene.events.ingest import Ingestor
 
     settings: Settings = ctx.obj
@@ -698,6 +701,8 @@ def demo(ctx: typer.Context, people: Annotated[int, typer.Option(min=1)] = 2_000
         if settings.log_dir.exists():
             console.print(f"new world: clearing the demo's event log in {settings.log_dir}")
             shutil.rmtree(settings.log_dir)
+    if marker.exists():  # the demo owns this directory: replay the cases from a clean slate
+        clear_replay(settings)
     console.rule("[bold]2. ingest")
     paths = list(_expand([world / "events"]))
     _print_report(_import(Ingestor(_log(settings)), paths))
@@ -724,6 +729,8 @@ def demo(ctx: typer.Context, people: Annotated[int, typer.Option(min=1)] = 2_000
     reports = settings.data_dir / "reports"
     reports.mkdir(parents=True, exist_ok=True)
     scenes_counts(ctx, day=day, top=15, html_out=reports / f"scenes-{day}.html")
+    console.rule("[bold]8. the seed cases, replayed day by day through the ad server")
+    run_cases(settings, seed=seed)
 
 
 def main() -> None:

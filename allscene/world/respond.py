@@ -1,0 +1,166 @@
+"""How the world's people respond to the ads and activities they meet: their hidden model.
+
+The model reads the truth set (``truth/ad_response.parquet``, written with the world by
+:func:`allscene.world.population.ad_response_table`) and nothing the platform decided beyond
+what a person could see: the placement, the creative (its declared ``topics``), the moment
+(local hour, the temperature where they are) and their own history with the campaign (how
+often they saw it, whether they clicked it yesterday). It never looks at which stage,
+audience or strategy delivered the ad, so every difference between strategies in a report
+comes from whom the platform chose, not from the simulator.
+
+A click on one impression has probability::
+
+    base_ctr x placement x prod(topic) x retarget x 0.5 ** (seen / fatigue_halflife)
+
+* ``placement``: the person's multiplier for the placement's kind (splash, feed, focus
+  image, video pre-roll, TV boot, lock screen; 1 elsewhere);
+* ``topic``: per declared topic, ``interest.<x>`` and ``intent.<x>`` read the person's
+  multipliers; ``season.winter`` is ``1 + 0.5 tanh((15 - t) / 4)`` at ``t`` degrees C where
+  the person is (warm clothes appeal in the cold, up to 1.5 times, and put people off in
+  the warmth, down to 0.5), ``season.summer`` the mirror image; an unknown topic is 1
+  (people ignore what does not concern them);
+* ``retarget``: the person's ``retarget_boost`` when they clicked the same campaign the day
+  before (people come back to what they were interested in);
+* fatigue: the click probability halves every ``fatigue_halflife`` impressions of the
+  campaign.
+
+After a click: a lead with ``p_lead``, an app activation with ``p_activation`` (and the
+activated app opened again the next day with ``p_retention_next_day``), a purchase with
+``p_purchase``. Seeing an ad multiplies the person's rate of searching for the brand by
+``1 + search_lift`` for 7 days. Taking part in an activity raises the person's lead
+probability by ``ENGAGED_LEAD`` (they spent time with the brand); whether they take part at
+all grows with their click propensity and the activity's pull (``ENGAGE_BASE``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+
+PLACEMENT_KIND = {"phone_splash": "splash", "phone_feed": "feed", "phone_news": "feed",
+                  "phone_browser": "feed", "phone_focus_image": "focus_image",
+                  "phone_video_preroll": "video_preroll", "phone_video": "video_preroll",
+                  "tv_preroll": "video_preroll", "tv_boot": "tv_boot",
+                  "tv_screensaver": "tv_boot", "phone_lock_screen": "lock_screen"}
+"""The placement kinds the world's people have their own multipliers for."""
+TOPIC_COLUMN = {"interest.automotive": "interest_cars", "interest.parenting": "interest_kids",
+                "intent.car.compact": "intent_car_compact", "intent.car.suv": "intent_car_suv",
+                "intent.car.sedan": "intent_car_sedan", "intent.car.nev": "intent_car_nev",
+                "intent.car.mpv": "intent_car_mpv"}
+"""Catalog topic names whose hidden column is not simply the name with dots as ``_``."""
+ENGAGED_LEAD = 2.5
+"""How much taking part in an activity multiplies a person's lead probability."""
+ENGAGE_BASE = 8.0
+"""An activity's pull over an ad's: taking part is ``ENGAGE_BASE`` times a click's odds."""
+MAX_P = 0.6
+COMFORT_C = 15.0
+SEASON = {"season.winter": -1.0, "season.summer": 1.0}
+
+
+@dataclass
+class Outcome:
+    """What one person did after one impression."""
+
+    click: bool
+    lead: bool = False
+    activation: bool = False
+    retained: bool = False
+    purchase: bool = False
+
+
+class Responders:
+    """The hidden response of every person of a world (``world_dir/truth``).
+
+    Parameters
+    ----------
+    world_dir
+        The generated world.
+    seed
+        Seeds the draws (one stream for the whole replay, so a replay is repeatable).
+    """
+
+    def __init__(self, world_dir: str | Path, *, seed: int):
+        t = pq.read_table(Path(world_dir) / "truth" / "ad_response.parquet")
+        self.row = {p: i for i, p in enumerate(t.column("person_id").to_pylist())}
+        self.cols = {name: t.column(name).to_numpy() for name in t.column_names
+                     if name != "person_id"}
+        self.rng = np.random.default_rng([seed, 9090])
+        self._topic: dict[tuple[str, ...], np.ndarray | None] = {}
+
+    def __contains__(self, person: str) -> bool:
+        return person in self.row
+
+    def _topics(self, topics: tuple[str, ...]) -> np.ndarray | None:
+        """The product of the people's multipliers for what is constant over the moment."""
+        if topics not in self._topic:
+            m = None
+            for topic in topics:
+                col = TOPIC_COLUMN.get(topic, topic.replace(".", "_"))
+                if col in self.cols:
+                    m = self.cols[col] if m is None else m * self.cols[col]
+            self._topic[topics] = m
+        return self._topic[topics]
+
+    def p_click(self, person: str, placement: str, topics: tuple[str, ...], *,
+                temp_c: float | None, seen: int = 0, clicked_yesterday: bool = False
+                ) -> float:
+        """The probability that ``person`` clicks this impression."""
+        i = self.row[person]
+        c = self.cols
+        p = float(c["base_ctr"][i])
+        kind = PLACEMENT_KIND.get(placement)
+        if kind is not None:
+            p *= float(c[f"placement_{kind}"][i])
+        m = self._topics(topics)
+        if m is not None:
+            p *= float(m[i])
+        for topic in topics:
+            if topic in SEASON and temp_c is not None:
+                p *= 1 + 0.5 * math.tanh(SEASON[topic] * (temp_c - COMFORT_C) / 4)
+        if clicked_yesterday:
+            p *= float(c["retarget_boost"][i])
+        p *= 0.5 ** (seen / float(c["fatigue_halflife"][i]))
+        return min(p, MAX_P)
+
+    def respond(self, person: str, p_click: float, *, engaged: bool = False) -> Outcome:
+        """Draw what the person does after an impression clicked with ``p_click``."""
+        if self.rng.random() >= p_click:
+            return Outcome(False)
+        i, c, r = self.row[person], self.cols, self.rng.random(4)
+        lead = float(c["p_lead"][i]) * (ENGAGED_LEAD if engaged else 1.0)
+        act = r[1] < float(c["p_activation"][i])
+        return Outcome(True, lead=bool(r[0] < min(lead, 1.0)), activation=bool(act),
+                       retained=bool(act and r[2] < float(c["p_retention_next_day"][i])),
+                       purchase=bool(r[3] < float(c["p_purchase"][i])))
+
+    def takes_part(self, person: str, placement: str, topics: tuple[str, ...], *,
+                   temp_c: float | None) -> bool:
+        """Whether the person joins an activity shown to them (``ENGAGE_BASE`` times as
+        likely as clicking an ad of the same topics there)."""
+        p = self.p_click(person, placement, topics, temp_c=temp_c) * ENGAGE_BASE
+        return bool(self.rng.random() < min(p, MAX_P))
+
+    def leads_after_engaging(self, person: str) -> bool:
+        """Whether a person who took part becomes a lead (on their own, without a click)."""
+        i = self.row[person]
+        p = float(self.cols["p_lead"][i]) * ENGAGED_LEAD
+        return bool(self.rng.random() < min(p, 1.0))
+
+    def leads_unprompted(self, person: str) -> bool:
+        """Whether a person only shown the activity becomes a lead anyway."""
+        return bool(self.rng.random() < float(self.cols["p_lead"][self.row[person]]))
+
+    def search_lift(self, person: str) -> float:
+        """How much seeing the brand's ad multiplies the person's brand searches, minus 1."""
+        return float(self.cols["search_lift"][self.row[person]])
+
+    def search_rate(self, person: str, per_day: float) -> float:
+        """The person's daily rate of searching for a brand whose average rate is
+        ``per_day``: higher for people with any purchase intent."""
+        i = self.row[person]
+        intent = max(float(self.cols[k][i]) for k in self.cols if k.startswith("intent_"))
+        return per_day * (1 + (intent - 1) * 1.5)
