@@ -346,7 +346,8 @@ def _facts(con, paths: list[str], p: dict[str, Any]) -> None:
         {"start": p["start"], "end": p["end"], "click_s": p["click_s"], "view_s": p["view_s"]})
     con.execute(
         "CREATE TEMP TABLE ret AS SELECT a.request_id,"
-        " bool_or(r.d = a.d + 1) d1, bool_or(r.d BETWEEN a.d + 1 AND a.d + 7) d7"
+        " coalesce(bool_or(r.d = a.d + 1), false) d1,"  # no retention event: not retained
+        " coalesce(bool_or(r.d BETWEEN a.d + 1 AND a.d + 7), false) d7"
         f" FROM (SELECT request_id, min({DAY.format(ts='ts')}) AS d FROM conv"
         "  WHERE conversion_type = 'activation' GROUP BY request_id) a"
         " JOIN imp i ON i.request_id = a.request_id AND i.invalid IS NULL"
