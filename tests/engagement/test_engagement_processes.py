@@ -106,7 +106,9 @@ def test_two_servers_drain_the_inventory_exactly_even_when_one_is_killed(servers
                     first = body  # some clients send it again: the answer must not change
                     continue
                 if first is not None:
-                    assert body["replayed"] and {**body, "replayed": False} == first
+                    # (the first answer is itself a replay when the killed server had
+                    # committed the draw before the connection dropped)
+                    assert body["replayed"] and {**body, "replayed": first["replayed"]} == first
                 with lock:
                     done["ok"] += 1
                     if done["ok"] == DRAWS // 2 and not killed.is_set():
