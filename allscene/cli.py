@@ -31,6 +31,7 @@ from allscene.cli_engage import activity_app
 from allscene.cli_lift import lift_cmd
 from allscene.cli_matching import pctr_app
 from allscene.cli_measure import report_cmd
+from allscene.cli_plans import plan_app
 from allscene.cli_scenes import scenes_app, scenes_counts, scenes_run, score_scenes_cmd
 from allscene.config import Settings
 
@@ -52,6 +53,7 @@ app.add_typer(advertiser_app, name="advertiser")
 app.add_typer(campaign_app, name="campaign")
 app.add_typer(activity_app, name="activity")
 app.add_typer(pctr_app, name="pctr")
+app.add_typer(plan_app, name="plan")
 app.add_typer(cases_app, name="cases")
 app.command("report")(report_cmd)
 app.command("lift")(lift_cmd)

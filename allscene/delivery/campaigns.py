@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from allscene.delivery.rules import RuleError, parse_rule
 from allscene.events.schema import DEVICE_TYPES
+from allscene.matching.plans import Plan
 
 ID = r"^[a-z0-9][a-z0-9_\-]{0,63}$"
 Money = Annotated[float, Field(gt=0, le=1e9)]
@@ -141,6 +142,9 @@ class Campaign(_Model):
     stage: Annotated[str, Field(pattern=ID)] | None = None
     """The stage of an optimization plan the campaign is in (seed audience, lookalike of
     its clickers, ...): decisions record it, so reports compare stages."""
+    plan: Plan | None = None
+    """A multi-stage optimization plan (:mod:`allscene.matching.plans`): the stages, their
+    days and audience recipes; ``run_plans`` moves ``stage`` and ``targeting.audiences``."""
 
     @model_validator(mode="after")
     def _unique(self) -> Campaign:
