@@ -29,6 +29,10 @@ class Settings(BaseModel):
     in-process."""
     redis_prefix: str = Field(default_factory=lambda: os.environ.get("ALLSCENE_REDIS_PREFIX",
                                                                      "allscene:"))
+    pctr_online: bool = Field(default_factory=lambda: os.environ.get(
+        "ALLSCENE_PCTR_ONLINE", "1") not in ("0", "false", "no"))
+    """Ad servers keep learning the click model from their own impressions and clicks
+    (``ALLSCENE_PCTR_ONLINE=0``: rank with the trained model file, or the prior, unchanged)."""
     public_url: str = Field(default_factory=lambda: os.environ.get(
         "ALLSCENE_PUBLIC_URL", "http://127.0.0.1:8000"))
     """Where devices reach the tracking endpoints (the base of the signed links)."""

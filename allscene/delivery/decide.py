@@ -229,15 +229,19 @@ class Decider:
         """The eCPM when it does not depend on the viewer (CPM bids; CPC with the prior)."""
         if live.ecpm_cpm is not None:
             return live.ecpm_cpm
-        if self.pctr is prior_pctr:
+        if self._prior():
             return live.c.bid.amount * prior_pctr(Viewer(None), live.c, placement) * 1000
         return float("nan")  # ranked per request
+
+    def _prior(self) -> bool:
+        """Whether the click model answers with the prior (none, or one still learning)."""
+        return self.pctr is prior_pctr or getattr(self.pctr, "trained", True) is False
 
     def _ranked(self, entries, req: Request, viewer: Viewer, placement: Any, floor: float,
                 ts: float, hour: int, why: Counter[str]) -> Iterator[tuple[float, _Live, list]]:
         """The eligible campaigns, best eCPM first, lazily: with static eCPMs the walk stops
         as soon as the request has its ad (campaigns below it are outbid, not examined)."""
-        if self.pctr is prior_pctr:  # every eCPM is known at load
+        if self._prior():  # every eCPM is known at load (a model learning later: not yet)
             for i, (ecpm, live, fit) in enumerate(entries):
                 if ecpm < floor:
                     why["below the floor"] += len(entries) - i

@@ -54,8 +54,9 @@ class AdServer:
 
     def __init__(self, campaigns: CampaignService, decider: Decider, directory: Directory,
                  adlog: AdLog, *, audience_members: Callable[[str, str], BitMap | None]
-                 | None = None, reload_s: float = 2.0):
+                 | None = None, reload_s: float = 2.0, learner: Any = None):
         self.campaigns, self.decider, self.directory = campaigns, decider, directory
+        self.learner = learner  # an OnlineLearner of the decider's pctr, or None
         self.adlog, self.audience_members, self.reload_s = adlog, audience_members, reload_s
         self.tracker: Tracker = decider.tracker
         self.live: dict[str, Campaign] = {}
@@ -64,6 +65,10 @@ class AdServer:
         self._checked = 0.0
         self._lock = threading.Lock()
         self.owners: dict[int, str] = {}
+        self._request: tuple[float, Mapping[str, Any]] = (time.time(), {})
+        pctr = getattr(decider, "pctr", None)
+        if hasattr(pctr, "clock"):  # the click model reads the request's time and weather
+            pctr.clock, pctr.weather = (lambda: self._request[0]), (lambda: self._request[1])
 
     # --- campaigns ---------------------------------------------------------------------------
 
@@ -121,8 +126,12 @@ class AdServer:
         req = Request(placement, device_id, ts, dict(weather or {}), floor_cny=floor_cny,
                       accepts=accepts, **kw)
         viewer = self.directory.viewer(device_id, ts, limit_tracking=limit_tracking)
+        self._request = (ts.timestamp(), req.weather)  # what the click model sees as context
         d = self.decider.decide(req, viewer)
         self.adlog.write(decision_events(d, ts, p.device_type))
+        if self.learner is not None and d.outcome == "ad":
+            self.learner.decided(d.request_id, viewer, self.live[f"{d.advertiser}/{d.campaign}"],
+                                 p, (d.creative or {}).get("id"), ts, req.weather)
         return d
 
     # --- tracking ----------------------------------------------------------------------------
@@ -142,6 +151,9 @@ class AdServer:
         if kind == "imp":
             event["cost"] = float(f.get("price") or 0)
         self.adlog.write([event])
+        if self.learner is not None:
+            (self.learner.shown if kind == "imp" else self.learner.clicked)(f["d"])
+            self.learner.advance(now)
         return f
 
     def conversion_token(self, fields: dict[str, str], *, now: dt.datetime) -> str:
@@ -203,9 +215,15 @@ def build_ad_server(settings, log, ingestor, scene_ids_of=None) -> AdServer:
     have = set(tables.names())
     members, tags = None, tables.read("tag_table") if "tag_table" in have else None
     owners: dict[int, str] = {}  # id(campaign) -> advertiser, kept by AdServer.reload
-    pctr = load_pctr(settings.data_dir, tags, advertiser_of=lambda c: owners.get(id(c)))
+    pctr = load_pctr(settings.data_dir, tags, advertiser_of=lambda c: owners.get(id(c)),
+                     online=settings.pctr_online)
     decider = Decider(placements, state, tracker, base_url=settings.public_url,
                       **({"pctr": pctr} if pctr is not None else {}))
+    learner = None
+    if pctr is not None and settings.pctr_online:
+        from allscene.matching.online import OnlineLearner
+
+        learner = OnlineLearner(pctr)
     if {"identity_devices", "tag_table", "consent"} <= have:
         directory = Directory.from_tables(tables.read("identity_devices"), tags,
                                           tables.read("consent"), scenes_of=scene_ids_of)
@@ -217,7 +235,8 @@ def build_ad_server(settings, log, ingestor, scene_ids_of=None) -> AdServer:
         placement_ids={p.id for p in placements},
         audiences=lambda adv: {a.name for a in audience_store.list(adv)})
     adlog = AdLog(ingestor, settings.data_dir / "journal")
-    server = AdServer(service, decider, directory, adlog, audience_members=members)
+    server = AdServer(service, decider, directory, adlog, audience_members=members,
+                      learner=learner)
     server.owners = owners
     server.reload()
     server.restore(log)
@@ -244,19 +263,23 @@ def _members(tags, consent, audience_store) -> Callable[[str, str], BitMap | Non
     return members
 
 
-def load_pctr(data_dir, tags, *, advertiser_of):
+def load_pctr(data_dir, tags, *, advertiser_of, online: bool = False):
     """The click model of ``DATA/models/pctr.npz`` (``allscene pctr train`` writes it) as
-    the decision engine's ``pctr``, reading the tag table; None when there is none."""
+    the decision engine's ``pctr``, reading the tag table. Without a model file: ``None``, or
+    with ``online`` a model yet to learn from the server's traffic (the engine's prior until
+    it has seen 1,000 labelled impressions)."""
     from allscene.matching.ftrl import FTRL
     from allscene.matching.model import PCtr
     from allscene.matching.train import MODEL_FILE, tag_columns
 
     path = Path(data_dir) / MODEL_FILE
-    if not path.exists():
+    if not path.exists() and not online:
         return None
     rows: dict[str, dict] = {}
     if tags is not None:
         cols = tag_columns(tags)
         for r in tags.select(["person_id", *cols]).to_pylist():
             rows[r.pop("person_id")] = {k: v for k, v in r.items() if v is not None}
+    if not path.exists():
+        return PCtr(None, tags_of=rows.get, advertiser_of=advertiser_of, min_events=1000)
     return PCtr(FTRL.load(path), tags_of=rows.get, advertiser_of=advertiser_of, min_events=1)
