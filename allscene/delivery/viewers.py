@@ -42,6 +42,7 @@ from typing import Any
 
 from pyroaring import BitMap
 
+from allscene.audiences.households import screen_view
 from allscene.delivery.decide import Viewer
 
 ScenesOf = Callable[[str, dt.datetime], frozenset[str]]
@@ -82,8 +83,10 @@ class Directory:
 
     def __init__(self, device_person: Mapping[str, str], people: Iterable[str], *,
                  county: Mapping[str, str] | None = None, opted_out: Iterable[str] = (),
-                 scenes_of: ScenesOf | None = None):
+                 scenes_of: ScenesOf | None = None,
+                 shared: Mapping[str, tuple[str, ...]] | None = None):
         self.device_person = dict(device_person)
+        self.shared = dict(shared or {})  # appliance -> its household's members
         self.row = {p: i for i, p in enumerate(people)}
         self.county = dict(county or {})
         self.scenes_of = scenes_of
@@ -106,6 +109,12 @@ class Directory:
         out = (limit_tracking or device_id in self._out_devices
                or (person is not None and person in self._out_people))
         if person is None:
+            members = self.shared.get(device_id)
+            if members:  # a shared screen: in an audience when a member is
+                s = screen_view(members, row=self.row, bitmaps=self._bitmaps,
+                                opted_out=self._out_people, county=self.county)
+                return Viewer(None, opted_out=out or s.opted_out, county=s.county,
+                              audiences=s.audiences if not out else frozenset())
             return Viewer(None, opted_out=out)
         row = self.row.get(person)
         scenes = self.scenes_of(person, at) if self.scenes_of and not out else frozenset()
@@ -143,5 +152,7 @@ class Directory:
         out = [p for p, ok in zip(consent["person_id"].to_pylist(),
                                   consent["personalized_ads"].to_pylist(), strict=True)
                if ok is False]
+        from allscene.identity.households import shared_screens
+
         return cls({d: p for d, p in pairs if p is not None}, people, county=county,
-                   opted_out=out, scenes_of=scenes_of)
+                   opted_out=out, scenes_of=scenes_of, shared=shared_screens(devices))
