@@ -155,4 +155,6 @@ class Directory:
         from allscene.identity.households import shared_screens
 
         return cls({d: p for d, p in pairs if p is not None}, people, county=county,
-                   opted_out=out, scenes_of=scenes_of, shared=shared_screens(devices))
+                   opted_out=out, scenes_of=scenes_of,
+                   shared=shared_screens(devices)  # an identity graph with households
+                   if {"household_id", "device_type"} <= set(devices.column_names) else {})

@@ -148,6 +148,10 @@ class Activity(_Model):
     ``scene:<id>`` (people in that scene now). Opted-out people see only ``everyone``."""
     entry_points: list[Id] = Field(min_length=1)
     """The placements of the delivery engine where the activity shows."""
+    topics: Annotated[list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_.]{0,63}$")]],
+                      Field(max_length=16)] = []
+    """What the activity is about, in the tag catalog's words (``interest.fitness``), as a
+    creative's ``topics``: declared by the advertiser, for reports and whoever ranks it."""
     budget_cents: Count = 0
     """Cash set aside for cash prizes; envelopes bring their own budget on top."""
     prizes: list[Prize] = []

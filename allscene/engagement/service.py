@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -77,13 +78,20 @@ class Engagement(Challenges, Reading):
     velocity
         Online state with ``hit(key, limit, window_s, now)``, shared by server processes
         (Redis), for per-address limits per minute; counted in the store when None.
+    reload_s
+        How long :meth:`show` trusts its list of activities before reading the store again
+        (activities do not change once created; one another process creates shows within
+        ``reload_s``, one this engine creates at once).
     """
 
     def __init__(self, store: EngagementStore, *, code_key: bytes,
-                 emit: Callable[[list[dict[str, Any]]], None] | None = None, velocity=None):
+                 emit: Callable[[list[dict[str, Any]]], None] | None = None, velocity=None,
+                 reload_s: float = 2.0):
         self.store, self.code_key, self.velocity = store, code_key, velocity
         self.emit = emit or (lambda events: None)
+        self.reload_s = reload_s
         self._known: dict[str, tuple[str, Activity]] = {}
+        self._listed: tuple[float, list[tuple[Activity, dict[str, Any]]]] | None = None
 
     # --- activities --------------------------------------------------------------------------
 
@@ -111,6 +119,7 @@ class Engagement(Challenges, Reading):
                                            "another mechanic: a draw's prizes are its own")
         if not self.store.add_activity(advertiser, a.id, a.model_dump(mode="json")):
             raise EngagementError(409, f"activity {a.id!r} exists already")
+        self._listed = None
         for p in a.prizes:
             self.store.create_pool(a.id, f"prize:{p.id}", p.quantity)
         if a.envelopes:
@@ -137,12 +146,19 @@ class Engagement(Challenges, Reading):
         """The live activities this person may join at an entry point (and a ``show`` event
         for each)."""
         out = []
-        for _, doc in self.store.activities_of():
-            a = _parse(doc)
+        for a, public in self._listing():
             if placement in a.entry_points and a.live(now) and _eligible(a, who):
-                out.append(a.public())
+                out.append(dict(public))
                 self._event(a, who, now, "show")
         return out
+
+    def _listing(self) -> list[tuple[Activity, dict[str, Any]]]:
+        """Every activity and its public document, read again after ``reload_s``."""
+        t = time.monotonic()
+        if self._listed is None or t - self._listed[0] >= self.reload_s:
+            acts = [_parse(doc) for _, doc in self.store.activities_of()]
+            self._listed = (t, [(a, a.public()) for a in acts])
+        return self._listed[1]
 
     # --- mechanics ---------------------------------------------------------------------------
 

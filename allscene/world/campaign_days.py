@@ -11,7 +11,8 @@ decides whether they click (the click link is fetched), and then whether they co
 landing page posts the conversion back with its signed token (``/t/conv``), and the
 advertiser's app reports next-day opens as ``retention`` conversions. Where a placement is
 an entry point of a live activity, the engagement engine shows it, and people who take part
-play, draw, open envelopes or report their runs, as the activity offers.
+play, draw, open envelopes, enter the codes on what they bought or report their runs, as the
+activity offers (:mod:`allscene.world.players`).
 
 Everything the platform learns comes back as events through the same paths as in
 production; this module only plays the people. Counts of what happened are returned per day
@@ -21,7 +22,7 @@ for progress, never used by the platform.
 from __future__ import annotations
 
 import datetime as dt
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from allscene.world.players import Players
 from allscene.world.respond import Responders
 
 APP_PLACEMENTS = {"mi_video": ("phone_video_preroll", "phone_video"),
@@ -59,6 +61,7 @@ class DayCounts:
     conversions: Counter = field(default_factory=Counter)
     shown: int = 0
     took_part: int = 0
+    codes_handed: int = 0
 
 
 class CampaignDays:
@@ -97,7 +100,8 @@ class CampaignDays:
         self.seen: Counter[tuple[str, str]] = Counter()     # (person, campaign) impressions
         self.clicked: dict[tuple[str, str], dt.date] = {}  # (person, campaign) -> last click day
         self.first_seen: dict[tuple[str, str], dt.datetime] = {}  # (person, advertiser)
-        self.joined: set[tuple[str, str]] = set()          # (person, activity)
+        self.players = Players(self.world, engagement, ads.directory, self.people,
+                               emit=emit, seed=seed) if engagement is not None else None
         self._retention: list[dict[str, Any]] = []
         self._seq = 0
 
@@ -175,7 +179,9 @@ class CampaignDays:
         self._flush_retention(day, counts)
         ts_l, dev_l = opp.column("ts").to_pylist(), opp.column("device_id").to_pylist()
         typ_l, pl_l = opp.column("device_type").to_pylist(), opp.column("placement").to_pylist()
-        entry_points = self._entry_points(day)
+        entry_points = self.players.entry_points() if self.players else set()
+        if self.players:
+            self.players.purchases(day, self._events, counts)
         for i in range(len(ts_l)):
             t, device, placement = ts_l[i], dev_l[i], pl_l[i]
             person = self.person_of.get(device)
@@ -183,8 +189,10 @@ class CampaignDays:
                 continue
             temp = temps.get((self.city_of.get(person), int(t.timestamp() // 3600)))
             counts.opportunities += 1
+            if self.players:
+                self.players.until(t, counts)
             if placement in entry_points:
-                self._activities(placement, person, device, typ_l[i], t, temp, counts)
+                self.players.at_entry(placement, person, device, typ_l[i], t, temp, counts)
             d = self.ads.decide(placement, device, ts=t,
                                 weather={"temp_c": temp} if temp is not None else None)
             if d.outcome == "ad":
@@ -228,54 +236,6 @@ class CampaignDays:
             self.emit(self._retention)
             counts.conversions["retention"] += len(self._retention)
             self._retention = []
-
-    # --- activities ------------------------------------------------------------------------
-
-    def _entry_points(self, day: dt.date) -> dict[str, list]:
-        if self.engagement is None:
-            return {}
-        out: dict[str, list] = defaultdict(list)
-        for _, doc in self.engagement.store.activities_of():
-            for p in doc.get("entry_points", ()):
-                out[p].append(doc)
-        return out
-
-    def _activities(self, placement, person, device, device_type, t, temp, counts) -> None:
-        from allscene.engagement.service import EngagementError, Who
-
-        v = self.ads.directory.viewer(device, t)
-        who = Who(person=v.person_id or f"device-{device}", device_id=device,
-                  device_type=device_type, known=v.person_id is not None,
-                  opted_out=v.opted_out, audiences=v.audiences, scenes=frozenset(v.scenes))
-        for a in self.engagement.show(placement, who, t):
-            counts.shown += 1
-            topics = tuple(a.get("topics") or ())
-            if (person, a["id"]) in self.joined and self.rng.random() < 0.5:
-                pass  # a returning player plays again half the time
-            elif not self.people.takes_part(person, placement, topics, temp_c=temp):
-                continue
-            first = (person, a["id"]) not in self.joined
-            self.joined.add((person, a["id"]))
-            counts.took_part += 1
-            try:
-                self._take_part(a, who, t)
-            except EngagementError:
-                pass  # refused (limits, sold out): the engine logged why
-            if first and self.people.leads_after_engaging(person):
-                self.emit([self._event("ad_conversion", t + dt.timedelta(hours=1), device,
-                                       advertiser_id=a["advertiser"], conversion_type="lead")])
-                counts.conversions["lead (activity)"] += 1
-
-    def _take_part(self, a: dict[str, Any], who, t: dt.datetime) -> None:
-        e = self.engagement
-        rid = lambda: self._rid(a["id"])  # noqa: E731
-        points = (a.get("points") or {}).get("actions") or {}
-        for action in points:
-            e.play(a["id"], who, action, rid(), t)
-        if a.get("envelopes"):
-            e.envelope(a["id"], who, rid(), t)
-        if a.get("lottery"):
-            e.draw(a["id"], who, rid(), t)
 
     # --- helpers ---------------------------------------------------------------------------
 

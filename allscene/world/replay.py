@@ -11,10 +11,16 @@ what an advertiser would set up on the platform, nothing more:
 * ``campaigns``: campaign documents, as ``POST /v1/campaigns`` takes them (with a ``plan``
   when the campaign moves through stages);
 * ``activities``: activity documents, as ``allscene activity create`` takes them;
+* ``packaging``: codes printed on a product, ``activity: {item}`` (the platform makes the
+  activity's codes; the world prints one on each purchase of ``item`` in its event log,
+  and the buyer may enter it: :mod:`allscene.world.players`);
 * ``search_terms``: the brand's keywords, for search lift;
 * ``article``: the figures the seed article reported, and ``claims``: the effects to
   check, ``{claim, metric, order: [campaign or campaign/stage, ...], article}`` meaning
-  ``metric`` of the first > the second > ... .
+  ``metric`` of the first > the second > ... . A rate metric (``lead_rate``) may also name
+  ``activity`` or ``activity/action`` (its participants, or those who did ``action``), and
+  ``{claim, metric: ledger, activities: [...]}`` checks the activities' books
+  (:mod:`allscene.measurement.casebook`); a case with activities always gets that check.
 
 :func:`replay` sets every case up through the platform's own services, then runs the
 simulated days (:class:`~allscene.world.campaign_days.CampaignDays`): each morning the
@@ -35,6 +41,8 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import yaml
 
+from allscene.measurement.casebook import RATE_METRICS
+
 CASES_DIR = Path(__file__).resolve().parents[2] / "cases"
 
 
@@ -53,8 +61,11 @@ class Case:
     @classmethod
     def load(cls, path: Path) -> Case:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-        if not isinstance(doc, dict) or "advertiser" not in doc:
-            raise ValueError(f"{path}: a case file is a mapping with an 'advertiser'")
+        if not isinstance(doc, dict) or not isinstance(doc.get("advertiser"), dict) or \
+                "id" not in doc["advertiser"]:
+            raise ValueError(f"{path}: a case file is a mapping with an 'advertiser: {{id, "
+                             "name}'")
+        _check(doc, path)
         return cls(doc.get("case", path.stem), doc.get("title", path.stem), doc, path,
                    doc["advertiser"]["id"], list(doc.get("campaigns") or []),
                    list(doc.get("activities") or []))
@@ -70,6 +81,53 @@ class Case:
             starts.append(_date(a["start"]))
             ends.append(_date(a["end"]) - dt.timedelta(days=1))
         return min(starts), max(ends)
+
+
+def _check(doc: dict[str, Any], path: Path) -> None:
+    """A clear error naming what is wrong with a case file's activities, packaging and
+    claims (campaigns are checked by the campaign service as they are created)."""
+    from pydantic import ValidationError
+
+    from allscene.engagement.activity import Activity
+
+    adv = doc["advertiser"]["id"]
+    campaigns = {c.get("id") for c in doc.get("campaigns") or () if isinstance(c, dict)}
+    activities: dict[str, Activity] = {}
+    for i, a in enumerate(doc.get("activities") or ()):
+        where = f"{path}: activities[{i}]" + (f" ({a['id']})" if isinstance(a, dict)
+                                              and "id" in a else "")
+        if not isinstance(a, dict) or a.get("advertiser", adv) != adv:
+            raise ValueError(f"{where}: an activity is a mapping of the case's advertiser")
+        try:
+            activities[a["id"]] = Activity.model_validate({**a, "advertiser": adv})
+        except ValidationError as exc:
+            raise ValueError(f"{where}: " + "; ".join(
+                f"{'.'.join(str(x) for x in e['loc']) or 'activity'}: "
+                f"{e['msg'].removeprefix('Value error, ')}" for e in exc.errors())) from None
+    for name, spec in (doc.get("packaging") or {}).items():
+        if name not in activities or not activities[name].codes:
+            raise ValueError(f"{path}: packaging: {name!r} is not an activity of this case "
+                             "with packaging codes")
+        if not isinstance(spec, dict) or not isinstance(spec.get("item"), str):
+            raise ValueError(f"{path}: packaging.{name}: expected {{item: <product name>}}")
+    for i, c in enumerate(doc.get("claims") or ()):
+        where = f"{path}: claims[{i}]"
+        if not isinstance(c, dict) or not c.get("claim") or not c.get("metric"):
+            raise ValueError(f"{where}: a claim is {{claim, metric, order, article}}")
+        if c["metric"] == "ledger":
+            unknown = set(c.get("activities") or ()) - set(activities)
+            if unknown:
+                raise ValueError(f"{where}: activities: {sorted(unknown)} not in this case")
+            continue
+        order = c.get("order")
+        if not isinstance(order, list) or len(order) < 2:
+            raise ValueError(f"{where}: order: list two or more campaigns to compare")
+        known = campaigns | (set(activities) if c["metric"].endswith("_rate") else set())
+        for item in order:
+            if str(item).partition("/")[0] not in known:
+                raise ValueError(f"{where}: order: {item!r} is not a campaign"
+                                 + (" or activity" if c["metric"].endswith("_rate") else "")
+                                 + " of this case")
 
 
 def _date(v: Any) -> dt.date:
@@ -161,8 +219,16 @@ def replay(settings, cases: list[Case], world_dir: Path, *, seed: int = 7,
     engagement = build_engagement(settings, ads)
     for case in cases:
         for doc in case.activities:
-            engagement.create(case.advertiser, doc)
+            try:
+                engagement.create(case.advertiser, doc)
+            except ValueError as exc:  # EngagementError
+                raise ValueError(f"{case.path}: activity {doc['id']}: {exc} (a replay starts "
+                                 "from a clean slate: 'allscene demo' clears it)") from None
     sim = CampaignDays(world_dir, ads, engagement, emit=ads.adlog.write, seed=seed)
+    for case in cases:
+        for name, spec in (case.doc.get("packaging") or {}).items():
+            sim.players.stock(name, spec["item"], engagement.generate_codes(case.advertiser,
+                                                                            name))
     out = Replayed([], [])
     day = first
     try:
@@ -239,11 +305,12 @@ def brand_searches(sim, advertiser: str, terms: list[str], world_dir: Path, *, s
 
 def case_reports(settings, cases: list[Case], out: Path, *, plan_records=()) -> tuple[Path, list]:
     """One report per campaign of each case (``out/<case>/<campaign>/report.html``) and the
-    index page ``out/index.html`` with each case's claims checked; returns the index and
-    the claim results."""
+    index page ``out/index.html`` with each case's claims checked and its activities counted
+    (their books held against the log); returns the index and the claim results."""
     from allscene.measurement.casebook import check_claim, write_index
     from allscene.measurement.metrics import MeasureError
     from allscene.measurement.report import campaign_metrics, write_report
+    from allscene.world.case_truth import world_claims
 
     entries, results = [], []
     for case in cases:
@@ -265,9 +332,65 @@ def case_reports(settings, cases: list[Case], out: Path, *, plan_records=()) -> 
                     getattr(r, "campaign", None) in metrics:
                 notes.append(f"plan {r.campaign} {r.day}: stage {r.stage}, "
                              f"{r.people:,} people" + (f" ({r.note})" if r.note else ""))
-        claims = [check_claim(metrics, c) for c in case.doc.get("claims") or []]
+        acts, claims = _activity_claims(settings, case, notes) if case.activities else ([], [])
+        claims = [check_claim(metrics, c) for c in case.doc.get("claims") or []
+                  if c["metric"] not in _EXTRA] + claims
+        claims += world_claims(settings, case.doc)
         results += [(case.id, c) for c in claims]
         entries.append({"id": case.id, "title": case.title, "article": case.doc.get("article"),
-                        "claims": claims, "links": links, "notes": notes})
+                        "claims": claims, "links": links, "notes": notes,
+                        "activities": acts})
     index = write_index(out / "index.html", "allscene: the seed cases replayed", entries)
     return index, results
+
+
+_EXTRA = ("ledger", *RATE_METRICS)
+"""Claims :func:`_activity_claims` checks (they read activities and the engine's books)."""
+
+
+def _activity_claims(settings, case: Case, notes: list[str]) -> tuple[list, list]:
+    """A case's activities counted from the log and their books held against the engine's
+    (after the world's last day, when their seeds may be revealed), and its claims on them:
+    ``(activity rows for the index, claim results)``."""
+    from dataclasses import asdict
+
+    from allscene.engagement.service import build_engagement
+    from allscene.measurement.activities import activity_metrics, conversion_rates, reconcile
+    from allscene.measurement.casebook import check_books, check_claim
+    from allscene.measurement.metrics import MeasureError
+    from allscene.storage import ParquetEventLog
+    from allscene.storage.tables import TableStore
+
+    tables = TableStore(settings.data_dir / "derived")
+    people = tables.read("identity_devices").select(["device_id", "person_id"]) \
+        if "identity_devices" in set(tables.names()) else None
+    log, engine = ParquetEventLog(settings.log_dir), build_engagement(settings, None)
+    now = dt.datetime.combine(_world_last_day(settings.world_dir) + dt.timedelta(days=1),
+                              dt.time(), dt.UTC) - dt.timedelta(hours=8)
+    rows, books = [], {}
+    for doc in case.activities:
+        try:
+            m = activity_metrics(log, case.advertiser, doc["id"], people=people,
+                                 conversion_type="lead")
+            rows.append({"id": doc["id"], "name": doc["name"], **asdict(m)})
+        except MeasureError as exc:
+            m = None
+            rows.append({"id": doc["id"], "name": doc["name"], "note": str(exc)})
+        books[doc["id"]] = reconcile(engine, case.advertiser, doc["id"], m, now=now)
+    declared = [c for c in case.doc.get("claims") or [] if c["metric"] in _EXTRA]
+    if not any(c["metric"] == "ledger" for c in declared):  # never left unchecked
+        declared.append({"claim": "every engagement ledger balances at the end of the replay",
+                         "metric": "ledger"})
+    out = []
+    for c in declared:
+        if c["metric"] == "ledger":
+            out.append(check_books(c, books))
+            continue
+        rates = conversion_rates(log, case.advertiser, c["order"],
+                                 activities=[a["id"] for a in case.activities], people=people,
+                                 conversion_type=RATE_METRICS[c["metric"]])
+        notes += [f"{c['metric']}: {item}: {r['converted']:,} of {r['people']:,} people "
+                  f"became a {RATE_METRICS[c['metric']]} within 30 days"
+                  for item, r in rates.items()]
+        out.append(check_claim({}, c, rates=rates))
+    return rows, out

@@ -27,9 +27,17 @@ A click on one impression has probability::
 After a click: a lead with ``p_lead``, an app activation with ``p_activation`` (and the
 activated app opened again the next day with ``p_retention_next_day``), a purchase with
 ``p_purchase``. Seeing an ad multiplies the person's rate of searching for the brand by
-``1 + search_lift`` for 7 days. Taking part in an activity raises the person's lead
-probability by ``ENGAGED_LEAD`` (they spent time with the brand); whether they take part at
-all grows with their click propensity and the activity's pull (``ENGAGE_BASE``).
+``1 + search_lift`` for 7 days.
+
+Activities (:mod:`allscene.world.players` plays them): a person shown an activity at an
+entry point takes part with ``ENGAGE_BASE`` times the probability of clicking an ad of the
+activity's declared ``topics`` there, tiring of it as of an ad (the ``seen`` term counts the
+times it was shown to them); a person holding a product with a code on its packaging enters
+it with the same probability, at no placement (:meth:`Responders.takes_part`). A player plays
+``1 + Poisson(PLAY_MEAN x appetite)`` rounds at a sitting, where their appetite is their own
+click propensity against the median's (:meth:`Responders.rounds`), and comes back on a later
+day with ``RETURN_P``. Having taken part, a person becomes a lead of the advertiser with
+``ENGAGED_LEAD`` times their ``p_lead`` (they spent time with the brand), once.
 """
 
 from __future__ import annotations
@@ -54,8 +62,16 @@ TOPIC_COLUMN = {"interest.automotive": "interest_cars", "interest.parenting": "i
 """Catalog topic names whose hidden column is not simply the name with dots as ``_``."""
 ENGAGED_LEAD = 2.5
 """How much taking part in an activity multiplies a person's lead probability."""
-ENGAGE_BASE = 8.0
-"""An activity's pull over an ad's: taking part is ``ENGAGE_BASE`` times a click's odds."""
+ENGAGE_BASE = 1.0
+"""An activity's pull over an ad's: taking part is ``ENGAGE_BASE`` times a click's odds
+(shown at every opening of its entry points, it need not pull harder than an ad to find
+its players)."""
+PLAY_MEAN = 0.5
+"""Rounds a player plays at a sitting beyond the first, on average (see :meth:`rounds`)."""
+RETURN_P = 0.5
+"""How likely a player comes back to an activity shown on a later day."""
+MEDIAN_CTR = 0.011
+"""The median person's ``base_ctr`` (the world draws it log-normal around 1.1%)."""
 MAX_P = 0.6
 COMFORT_C = 15.0
 SEASON = {"season.winter": -1.0, "season.summer": 1.0}
@@ -137,12 +153,26 @@ class Responders:
                        retained=bool(act and r[2] < float(c["p_retention_next_day"][i])),
                        purchase=bool(r[3] < float(c["p_purchase"][i])))
 
-    def takes_part(self, person: str, placement: str, topics: tuple[str, ...], *,
-                   temp_c: float | None) -> bool:
-        """Whether the person joins an activity shown to them (``ENGAGE_BASE`` times as
-        likely as clicking an ad of the same topics there)."""
-        p = self.p_click(person, placement, topics, temp_c=temp_c) * ENGAGE_BASE
-        return bool(self.rng.random() < min(p, MAX_P))
+    def takes_part(self, person: str, placement: str | None, topics: tuple[str, ...], *,
+                   temp_c: float | None, seen: int = 0) -> bool:
+        """Whether the person joins an activity shown to them for the ``seen``-th time
+        (``ENGAGE_BASE`` times as likely as clicking an ad of the same topics there);
+        ``placement`` None for a code on packaging in their hands."""
+        p = self.p_click(person, placement or "", topics, temp_c=temp_c, seen=seen)
+        return bool(self.rng.random() < min(p * ENGAGE_BASE, MAX_P))
+
+    def comes_back(self) -> bool:
+        """Whether a player comes back to an activity shown to them on a later day."""
+        return bool(self.rng.random() < RETURN_P)
+
+    def rounds(self, person: str) -> int:
+        """How many rounds a player plays at one sitting (at least 1)."""
+        appetite = float(self.cols["base_ctr"][self.row[person]]) / MEDIAN_CTR
+        return 1 + int(self.rng.poisson(PLAY_MEAN * min(appetite, 3.0)))
+
+    def draw(self, p: float) -> bool:
+        """A draw of the people's stream with probability ``p`` (a slip of the finger...)."""
+        return bool(self.rng.random() < p)
 
     def leads_after_engaging(self, person: str) -> bool:
         """Whether a person who took part becomes a lead (on their own, without a click)."""
