@@ -58,7 +58,8 @@ def run_cases(settings: Settings, *, seed: int = 7, files: list[Path] | None = N
 def _fmt(v, metric: str) -> str:
     if v is None:
         return "—"
-    return f"{v:.2%}" if metric == "ctr" or metric.startswith("retention") else f"{v:,.4g}"
+    return f"{v:.2%}" if metric == "ctr" or metric.startswith("retention") \
+        or metric.endswith("_rate") else f"{v:,.4g}"
 
 
 def clear_replay(settings: Settings) -> None:

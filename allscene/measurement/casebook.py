@@ -40,28 +40,37 @@ RATE_METRICS = {"lead_rate": "lead"}
 conversion type each counts), not from a campaign's :class:`Metrics`."""
 
 
+BASES = {"ctr": "impressions", "retention_1d": "activated", "retention_7d": "activated"}
+"""What each rate is a share of: a rate over fewer than :data:`MIN_BASE` of them is noise."""
+MIN_BASE = 50
+
+
 def figure(metrics: dict[str, Any], item: str, metric: str) -> float | None:
-    """``metric`` of ``campaign`` or ``campaign/stage`` from ``{campaign: Metrics}``.
+    """``metric`` of ``campaign`` or ``campaign/stage`` from ``{campaign: Metrics}``; ``None``
+    when missing, or when a rate is over fewer than :data:`MIN_BASE` impressions or people.
 
     >>> class M:  # a stand-in for Metrics
-    ...     totals = {"ctr": 0.02}
+    ...     totals = {"ctr": 0.02, "impressions": 900, "retention_1d": 0.2, "activated": 5}
     ...     breakdowns = {}
     >>> figure({"a": M()}, "a", "ctr"), figure({"a": M()}, "a/s1", "ctr")
     (0.02, None)
+    >>> figure({"a": M()}, "a", "retention_1d")  # 1 of 5 people: too few to tell
     """
     campaign, _, stage = item.partition("/")
     m = metrics.get(campaign)
     if m is None:
         return None
-    if not stage:
-        return m.totals.get(metric)
-    table = m.breakdowns.get("stage")
-    if table is None or not table.num_rows:
+    row: dict[str, Any] | None = m.totals
+    if stage:
+        table = m.breakdowns.get("stage")
+        rows = table.to_pylist() if table is not None else []
+        row = next((r for r in rows if r.get("stage") == stage), None)
+    if row is None:
         return None
-    for row in table.to_pylist():
-        if row.get("stage") == stage:
-            return row.get(metric)
-    return None
+    base = BASES.get(metric)
+    if base is not None and base in row and (row.get(base) or 0) < MIN_BASE:
+        return None
+    return row.get(metric)
 
 
 def check_claim(metrics: dict[str, Any], claim: dict[str, Any], *,

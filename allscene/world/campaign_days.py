@@ -35,7 +35,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from allscene.world.players import Players
-from allscene.world.respond import Responders
+from allscene.world.respond import Responders, Wearout
 
 APP_PLACEMENTS = {"mi_video": ("phone_video_preroll", "phone_video"),
                   "mi_music": ("phone_music",), "browser": ("phone_browser",),
@@ -97,7 +97,7 @@ class CampaignDays:
         self.city_of = dict(zip(people.column("person_id").to_pylist(),
                                 people.column("city_code").to_pylist(), strict=True))
         self._events = ds.dataset(self.world / "events", format="parquet")
-        self.seen: Counter[tuple[str, str]] = Counter()     # (person, campaign) impressions
+        self.seen = Wearout()  # (person, campaign) impressions remembered
         self.clicked: dict[tuple[str, str], dt.date] = {}  # (person, campaign) -> last click day
         self.first_seen: dict[tuple[str, str], dt.datetime] = {}  # (person, advertiser)
         self.players = Players(self.world, engagement, ads.directory, self.people,
@@ -208,9 +208,9 @@ class CampaignDays:
         self.ads.track("imp", _query(d.imp_url), now=t + dt.timedelta(seconds=1))
         topics = tuple((d.creative or {}).get("topics") or ())
         yesterday = self.clicked.get(key) == day - DAY
-        p = self.people.p_click(person, placement, topics, temp_c=temp, seen=self.seen[key],
-                                clicked_yesterday=yesterday)
-        self.seen[key] += 1
+        p = self.people.p_click(person, placement, topics, temp_c=temp,
+                                seen=self.seen.at(key, t.timestamp()), clicked_yesterday=yesterday)
+        self.seen.add(key, t.timestamp())
         out = self.people.respond(person, p)
         if not out.click:
             return

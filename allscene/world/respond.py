@@ -22,7 +22,9 @@ A click on one impression has probability::
 * ``retarget``: the person's ``retarget_boost`` when they clicked the same campaign the day
   before (people come back to what they were interested in);
 * fatigue: the click probability halves every ``fatigue_halflife`` impressions of the
-  campaign.
+  campaign, counted as they are remembered: each impression weighs half as much after
+  :data:`WEAROUT_RECOVERY_H` hours (:class:`Wearout`), so a person tires of an ad seen
+  again and again, and gets over it after a few days without it.
 
 After a click: a lead with ``p_lead``, an app activation with ``p_activation`` (and the
 activated app opened again the next day with ``p_retention_next_day``), a purchase with
@@ -73,8 +75,36 @@ RETURN_P = 0.5
 MEDIAN_CTR = 0.011
 """The median person's ``base_ctr`` (the world draws it log-normal around 1.1%)."""
 MAX_P = 0.6
+WEAROUT_RECOVERY_H = 24.0
+"""Hours after which an impression weighs half in a person's fatigue with the ad."""
 COMFORT_C = 15.0
 SEASON = {"season.winter": -1.0, "season.summer": 1.0}
+
+
+class Wearout:
+    """How many impressions of each ad a person remembers: a sum where each impression
+    weighs ``0.5 ** (hours since / recovery_h)``.
+
+    >>> w = Wearout(recovery_h=24.0)
+    >>> t0 = 0.0
+    >>> for k in range(3):
+    ...     w.add("ann", t0 + k * 3600)
+    >>> round(w.at("ann", t0 + 2 * 3600), 2), round(w.at("ann", t0 + 26 * 3600), 2), w.at("bob", t0)
+    (2.92, 1.46, 0.0)
+    """
+
+    def __init__(self, recovery_h: float = WEAROUT_RECOVERY_H):
+        self.rate = math.log(2) / (recovery_h * 3600.0)
+        self._mem: dict = {}  # key -> (weight, at epoch seconds)
+
+    def at(self, key, t: float) -> float:
+        """The remembered impressions of ``key`` at epoch seconds ``t``."""
+        w = self._mem.get(key)
+        return 0.0 if w is None else w[0] * math.exp(-self.rate * max(t - w[1], 0.0))
+
+    def add(self, key, t: float) -> None:
+        """One more impression at ``t``."""
+        self._mem[key] = (self.at(key, t) + 1.0, t)
 
 
 @dataclass
@@ -122,7 +152,7 @@ class Responders:
         return self._topic[topics]
 
     def p_click(self, person: str, placement: str, topics: tuple[str, ...], *,
-                temp_c: float | None, seen: int = 0, clicked_yesterday: bool = False
+                temp_c: float | None, seen: float = 0, clicked_yesterday: bool = False
                 ) -> float:
         """The probability that ``person`` clicks this impression."""
         i = self.row[person]
