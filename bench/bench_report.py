@@ -56,8 +56,11 @@ machine has less than ``--guard-gib`` of memory left rather than let the OOM kil
 After generating, it measures in a fresh process (``exec``), without the generator's memory.
 
 Run: ``python bench/bench_report.py [--events 100000000] [--runs 2] [--every-advertiser]``
-(100M events on 2 cores: 4 min to generate, 3.2 GiB of Parquet, then about 2 min per
-baseline + report round; the report peaks near 20 GiB RSS and spills ~9 GiB to ``.tmp``)
+(100M events on 2 cores: 6 min to generate, 3.3 GiB of Parquet, then about 80 s per
+baseline + report round; the report peaks near 10 GiB RSS and does not spill; before the
+one-read rewrite of issue 7 it took twice as long, peaked near 15-20 GiB and could spill).
+The CPU columns are the process's CPU time (all threads): on a shared machine the wall
+times swing with the other load, the CPU ratio much less.
 """
 
 from __future__ import annotations
@@ -614,13 +617,15 @@ def mem_available() -> int:
 
 class Watch:
     """Peak RSS of this process and peak size of DuckDB's spill directory while a block
-    runs (sampled every 50 ms), and its wall time. When the machine is about to run out of
+    runs (sampled every 50 ms), its wall time, and the CPU time the process spent in it
+    (every thread; on a shared machine, the steadier measure of work). When the machine is
+    about to run out of
     memory (less than ``guard`` bytes available), says so and ends the process (exit code
     3) before the kernel's OOM killer picks a victim."""
 
     def __init__(self, spill: Path, label: str, guard: int):
         self.spill, self.label, self.guard = spill, label, guard
-        self.rss, self.spilled, self.seconds = 0, 0, 0.0
+        self.rss, self.spilled, self.seconds, self.cpu = 0, 0, 0.0, 0.0
         self._stop = threading.Event()
 
     def _sample(self) -> None:
@@ -639,13 +644,14 @@ class Watch:
                 return
 
     def __enter__(self) -> Watch:
-        self._t = time.perf_counter()
+        self._t, self._cpu = time.perf_counter(), time.process_time()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self.seconds = time.perf_counter() - self._t
+        self.cpu = time.process_time() - self._cpu
         self._stop.set()
         self._thread.join()
 
@@ -790,7 +796,8 @@ def main() -> None:
             if bad:
                 fail(bad)
             runs.setdefault((what, adv), []).append(w)
-            bar.console.print(f"{label}: {w.seconds:.2f} s, peak RSS {fmt_bytes(w.rss)}, "
+            bar.console.print(f"{label}: {w.seconds:.2f} s ({w.cpu:.2f} s CPU, load "
+                              f"{os.getloadavg()[0]:.1f}), peak RSS {fmt_bytes(w.rss)}, "
                               f"DuckDB spill {fmt_bytes(w.spilled)}; numbers checked")
             bar.advance(task)
 
@@ -800,8 +807,10 @@ def main() -> None:
                 caption=f"report: measure() of {MEASURED}'s {len(meta['campaigns'][MEASURED])}"
                         f" campaigns, {len(DEFAULT_BREAKDOWNS)} breakdowns; baseline: one "
                         "DuckDB GROUP BY campaign, local day of the same impressions and clicks"
-                        "; events/s: events of the log over the best time")
-    for col in ("what", "runs s", "best s", "events/s", "peak RSS", "spill", "ratio", "goal"):
+                        "; events/s: events of the log over the best time; CPU: of the"
+                        " process (all threads), least of the runs")
+    for col in ("what", "runs s", "best s", "events/s", "CPU s", "peak RSS", "spill", "ratio",
+                "CPU ratio", "goal"):
         tab.add_column(col, justify="left" if col == "what" else "right")
     labels = {("baseline", MEASURED): f"baseline ({MEASURED})",
               ("report", MEASURED): f"report ({MEASURED})",
@@ -809,13 +818,15 @@ def main() -> None:
               ("report", None): f"{len(meta['advertisers'])} reports in turn"}
     for adv in ([MEASURED, None] if args.every_advertiser else [MEASURED]):
         base = min(w.seconds for w in runs[("baseline", adv)])
+        base_cpu = min(w.cpu for w in runs[("baseline", adv)])
         for what in ("baseline", "report"):
             ws = runs[(what, adv)]
-            best = min(w.seconds for w in ws)
+            best, cpu = min(w.seconds for w in ws), min(w.cpu for w in ws)
             tab.add_row(labels[(what, adv)], " ".join(f"{w.seconds:.2f}" for w in ws),
-                        f"{best:.2f}", f"{n_events / best / 1e6:,.1f} M",
+                        f"{best:.2f}", f"{n_events / best / 1e6:,.1f} M", f"{cpu:.2f}",
                         fmt_bytes(max(w.rss for w in ws)), fmt_bytes(max(w.spilled for w in ws)),
-                        f"{best / base:.2f}x", "" if what == "baseline" else "<= 3x")
+                        f"{best / base:.2f}x", f"{cpu / base_cpu:.2f}x",
+                        "" if what == "baseline" else "<= 3x")
     console.print(tab)
 
     e = exp[MEASURED]

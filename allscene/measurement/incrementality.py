@@ -34,7 +34,7 @@ import numpy as np
 import pyarrow as pa
 
 from allscene.measurement.lift import Lift, LiftError, lift
-from allscene.measurement.metrics import MeasureError, Rules, counted
+from allscene.measurement.metrics import MeasureError, Rules, ad_events, counted
 
 
 @dataclass
@@ -83,8 +83,7 @@ def holdout_lift(log, advertiser: str, campaigns: Sequence[str], *,
                  ) -> Incrementality:
     """Exposed vs held-out people of the campaigns (see the module docstring)."""
     paths = log.files("events")
-    con = counted(log, advertiser, campaigns, start=start, end=end, rules=Rules(),
-                  people=people, paths=paths)
+    con = ad_events(log, advertiser, end=end, people=people, paths=paths)
     _person_searches(con, paths, search_terms)
     con.execute(
         "CREATE TEMP TABLE arms AS SELECT person, bool_or(outcome = 'ad') ad,"

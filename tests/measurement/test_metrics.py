@@ -128,6 +128,25 @@ def test_conversions_click_through_view_through_windows_and_retention(tmp_path):
     assert wide.totals["conv_purchase"] == 2
 
 
+def test_an_activation_with_no_retention_event_is_activated_and_not_retained(tmp_path):
+    lg = Log(tmp_path / "log")
+    day = 86400
+    for rid, ph in (("r1", "ph1"), ("r2", "ph2")):
+        lg.served(rid, 0, ph, f"p-{ph}", clicked_after=10)
+        lg.add("ad_conversion", 100, ph, request_id=rid, conversion_type="activation",
+               advertiser_id="acme", campaign_id="c1")
+    lg.add("ad_conversion", day + 50, "ph1", conversion_type="retention",
+           advertiser_id="acme")  # only ph1 comes back, the next local day
+    people = pa.table({"device_id": ["ph1", "ph2"], "person_id": ["p-ph1", "p-ph2"]})
+    m = measure(lg.store(), "acme", ["c1"], by=[["device_type"]], min_cell=1, people=people)
+    t = m.totals
+    assert (t["conv_activation"], t["activated"]) == (2, 2)
+    assert (t["retained_1d"], t["retained_7d"]) == (1, 1)
+    assert t["retention_1d"] == t["retention_7d"] == pytest.approx(0.5)  # not 100%
+    (phone,) = m.breakdowns["device_type"].to_pylist()
+    assert (phone["activated"], phone["retention_1d"]) == (2, pytest.approx(0.5))
+
+
 def test_window_and_suppression(tmp_path):
     lg = Log(tmp_path / "log")
     for i in range(6):

@@ -1,0 +1,380 @@
+"""The counting rules of :mod:`allscene.measurement.metrics` as DuckDB statements.
+
+:func:`count_events` reads the advertiser's impressions once, in one query that joins each
+to its decision, the identity graph and the bot list as the Parquet files are read (the
+files are sorted by kind, so the impressions' and the decisions' reads skip the other
+kinds' row groups), and keeps the result as one Arrow table, ``imp``; nothing reads the
+impressions from the files again. The rest follows from it:
+
+* replayed impressions (several of one request) are found from the 64-bit hashes of the
+  request ids (sorted: equal neighbours are candidates) and ranked by the ids themselves,
+  so only the few candidates are sorted and a hash collision only adds a candidate;
+* a request with several ``ad`` decisions (which the delivery engine never writes) shows
+  as one impression found twice; only then is the query sent again with the earliest
+  decision of each request, as the rules say;
+* clicks and conversions (a few per cent of the events) look impressions up in
+  ``imp_small``, the counted impressions they can refer to, rather than in all of them.
+
+Every figure of a report is then counted from ``imp`` in numpy
+(:mod:`allscene.measurement.cells`); :func:`fact_flags` says which counted impressions were
+clicked or converted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+_LOCAL = "make_timestamp(epoch_us({ts}) + 28800000000)"
+"""Local time (UTC+8) of a TIMESTAMPTZ as a plain TIMESTAMP: epoch arithmetic, not the ICU
+calendar arithmetic of ``ts + INTERVAL 8 HOUR`` (0.15 us a row against 0.01)."""
+DAY = "CAST(" + _LOCAL + " AS DATE)"
+HOUR = "hour(" + _LOCAL + ")"
+LOCAL_HOUR = ("((epoch_us(i.ts) + 28800000000) // 3600000000"
+              " - ((epoch_us(i.ts) + 28800000000) % 3600000000 < 0)::BIGINT)::INTEGER")
+"""Local hours since the epoch (UTC+8) of an impression, rounded down (``//`` truncates):
+its local day and hour."""
+CONVERSION_TYPES = ("lead", "activation", "purchase")
+_OPTIONAL = ("scene", "audience", "stage")
+INVALID_IMPRESSION = ("known bot device", "no matching decision", "duplicate")
+_CONV_PERSON = "coalesce(pe.person_id, 'device:' || c.device_id)"
+"""The person of a conversion (``c``): the identity graph's for its device, else the
+device."""
+_HASH = "(hash({}) >> 1)::BIGINT"
+"""63 bits of DuckDB's hash of a request id, as a BIGINT: the key that finds candidates
+(equal ids, or a collision) before the ids themselves are compared. (Signed: DuckDB 1.5
+cannot push a filter on a UBIGINT above 2^63 into an Arrow scan.)"""
+
+
+def _lit(v: Any) -> str:
+    """A SQL literal of a string or an aware datetime (views take no parameters)."""
+    if isinstance(v, dt.datetime):
+        return f"TIMESTAMPTZ '{v.isoformat()}'"
+    return "'" + str(v).replace("'", "''") + "'"
+
+
+def _before(end: dt.datetime) -> str:
+    """`` AND ts < end``, or nothing for the far-future default end (no event is that late,
+    and reading the decisions' times only to compare them costs a fifth of their read)."""
+    return f" AND ts < {_lit(end)}" if end.year < 9999 else ""
+
+
+def _schemas(con, paths: list[str]) -> dict[str, list[tuple[str, str]]]:
+    """File -> its columns (name, type), from the files' footers."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    for f, name, typ in con.execute(
+            "SELECT file_name, name, type FROM parquet_schema(["
+            + ", ".join(_lit(x) for x in paths) + "])").fetchall():
+        out.setdefault(f, []).append((name, typ))
+    return out
+
+
+def _optional(con, paths: list[str], names: tuple[str, ...]) -> str:
+    """``name`` for each column some file has, else ``NULL AS name`` (logs written before
+    the column existed)."""
+    have = {n for cols in _schemas(con, paths).values() for n, _ in cols}
+    return ", ".join(n if n in have else f"NULL::VARCHAR AS {n}" for n in names)
+
+
+def source(con, paths: list[str]) -> tuple[str, dict[str, str]]:
+    """``read_parquet`` of ``paths``, and the select expression of each optional column.
+
+    Files of one schema are read as they are; ``union_by_name`` (a quarter slower) only
+    when their schemas differ, as in a log written across a schema change. An optional
+    column no file has, or that is NULL in every row of every file (by the row groups'
+    statistics), is the constant NULL, which no join has to carry."""
+    schemas = _schemas(con, paths)
+    same = len({tuple(cols) for cols in schemas.values()}) <= 1
+    files = "[" + ", ".join(_lit(x) for x in paths) + "]"
+    have = {n for n, nulls, values, stats in con.execute(
+        f"SELECT path_in_schema, sum(stats_null_count), sum(num_values), count(*)"
+        f" - count(stats_null_count) FROM parquet_metadata({files})"
+        f" WHERE path_in_schema IN {tuple(_OPTIONAL)} GROUP BY 1").fetchall()
+        if stats or nulls < values}
+    opts = {n: n if n in have else f"NULL::VARCHAR AS {n}" for n in _OPTIONAL}
+    how = "hive_partitioning=false" if same else "union_by_name=true, hive_partitioning=false"
+    return f"read_parquet({files}, {how})", opts
+
+
+def count_events(con, paths: list[str], p: dict[str, Any],
+                 then: Callable[[pa.Table], Any] | None = None) -> pa.Table:
+    """Fill ``con`` with the counted events (see :func:`allscene.measurement.metrics.counted`):
+    the view ``ad`` over the files, temp tables ``ad_clk``, ``ad_conv`` (with the converting
+    ``person``), ``clk``, ``conv`` and ``ret``, the impressions ``imp`` and ``imp_small``
+    (Arrow tables; ``imp`` is also returned), and the views ``pno`` and ``facts``.
+
+    Parameters
+    ----------
+    con
+        A fresh connection with ``people_in``, ``media_in`` and ``bots_in`` registered.
+    paths
+        The event files to read.
+    p
+        ``adv``, ``camps``, ``start``, ``end``, ``min_click``, ``per_hour``, ``view_s``,
+        ``click_s`` (see :func:`allscene.measurement.metrics.counted`).
+    then
+        Called with ``imp`` as soon as it is counted, before the clicks and conversions
+        (work that needs only the impressions can start there, beside DuckDB's).
+
+    Returns
+    -------
+    pyarrow.Table
+        ``imp``: every impression of the campaigns from ``start`` (less the attribution
+        look-back) to ``end``, its ``person``, ``lh`` (:data:`LOCAL_HOUR`), ``invalid``
+        (NULL: counted) and ``idx`` (its row number).
+    """
+    src, opts = open_events(con, paths, p["adv"], p["end"])
+    con.execute("CREATE TEMP TABLE ad_clk AS SELECT request_id, ts, event_id, device_id,"
+                " campaign_id FROM ad WHERE kind = 'ad_click'")
+    con.execute(  # the identity graph of the converting devices only: few of its rows
+        "CREATE TEMP TABLE ad_conv AS WITH c AS MATERIALIZED (SELECT event_id, ts, request_id,"
+        " device_id, conversion_type FROM ad WHERE kind = 'ad_conversion')"
+        f" SELECT c.*, {_CONV_PERSON} person FROM c LEFT JOIN (SELECT device_id, person_id"
+        " FROM people_in WHERE device_id IN (SELECT device_id FROM c)) pe"
+        " ON pe.device_id = c.device_id")
+    imp = _impressions(con, src, opts, p)
+    con.register("imp", imp)
+    _small(con, imp)
+    if then is not None:
+        then(imp)
+    _clicks_and_conversions(con, p)
+    _views(con, p)
+    return imp
+
+
+def open_events(con, paths: list[str], advertiser: str, end: dt.datetime
+                ) -> tuple[str, dict[str, str]]:
+    """The view ``ad``: the advertiser's ad events before ``end`` in ``paths`` (each
+    statement reads only the columns and kinds it needs). Returns :func:`source` of the
+    files (an empty table when there are none)."""
+    if paths:
+        src, opts = source(con, paths)
+    else:
+        con.execute("CREATE TEMP TABLE no_events (kind VARCHAR, event_id VARCHAR,"
+                    " ts TIMESTAMPTZ, device_id VARCHAR, device_type VARCHAR,"
+                    " request_id VARCHAR, placement_id VARCHAR, campaign_id VARCHAR,"
+                    " creative_id VARCHAR, outcome VARCHAR, account_id VARCHAR, cost DOUBLE,"
+                    " conversion_type VARCHAR, scene VARCHAR, audience VARCHAR,"
+                    " stage VARCHAR, advertiser_id VARCHAR)")
+        src, opts = "no_events", {n: n for n in _OPTIONAL}
+    con.execute(
+        "CREATE TEMP VIEW ad AS SELECT kind, event_id, ts, device_id, device_type,"
+        " request_id, placement_id, campaign_id, creative_id, outcome, account_id, cost,"
+        f" conversion_type, {', '.join(opts.values())} FROM {src} WHERE kind IN ('ad_decision',"
+        f" 'ad_impression', 'ad_click', 'ad_conversion') AND advertiser_id = {_lit(advertiser)}"
+        f"{_before(end)}")
+    return src, opts
+
+
+def _views(con, p: dict[str, Any]) -> None:
+    """Views ``pno`` (people numbered) and ``facts`` (one row per counted impression in the
+    window, as the counted SQL tables had them), for other measures."""
+    win = "{t}ts >= " + _lit(p["start"]) + " AND {t}ts < " + _lit(p["end"])
+    types = ", ".join(f"count(*) FILTER (WHERE conversion_type = '{t}') conv_{t}"
+                      for t in CONVERSION_TYPES)
+    con.execute(  # for other measures; measure() counts from imp and fact_flags()
+        "CREATE TEMP VIEW pno AS SELECT person, (row_number() OVER (ORDER BY person) - 1)"
+        "::INTEGER pid FROM (SELECT DISTINCT person FROM imp WHERE invalid IS NULL AND"
+        f" person IS NOT NULL AND {win.format(t='')})")
+    con.execute(
+        "CREATE TEMP VIEW facts AS SELECT pn.pid AS person, i.campaign_id,"
+        " i.placement_id, coalesce(m.medium, 'other') medium, i.device_type, i.creative_id,"
+        " i.scene, i.audience, i.stage,"
+        f" {DAY.format(ts='i.ts')} AS day, {HOUR.format(ts='i.ts')} AS hour,"
+        " i.cost, (k.request_id IS NOT NULL)::INT clicked,"
+        " coalesce(cv.conv_lead, 0) conv_lead,"
+        " coalesce(cv.conv_activation, 0) conv_activation,"
+        " coalesce(cv.conv_purchase, 0) conv_purchase,"
+        " coalesce(cv.view_through, 0) view_through,"
+        " r.d1::INT retained_1d, r.d7::INT retained_7d"
+        " FROM imp i"
+        " LEFT JOIN (SELECT DISTINCT request_id FROM clk WHERE invalid IS NULL) k"
+        "  ON k.request_id = i.request_id"
+        f" LEFT JOIN (SELECT request_id, {types},"
+        "  count(*) FILTER (WHERE via = 'view') view_through FROM conv GROUP BY request_id) cv"
+        "  ON cv.request_id = i.request_id"
+        " LEFT JOIN ret r ON r.request_id = i.request_id"
+        " LEFT JOIN media_in m ON m.placement_id = i.placement_id"
+        " LEFT JOIN pno pn ON pn.person = i.person"
+        f" WHERE i.invalid IS NULL AND {win.format(t='i.')}")
+
+
+def _impressions(con, src: str, opts: dict[str, str], p: dict[str, Any]) -> pa.Table:
+    """The impressions, each with its decision's person and fields, and why it is not
+    counted (``invalid``): a known bot device, no ``ad`` decision of the campaigns, or a
+    replay (not the first of its request by time, then event id).
+
+    One query reads the impressions and joins their decisions, the identity graph (only
+    where the decision names no person, when each device has one person there) and the
+    bot list. Replays are found from the 64-bit hashes of the request ids: sorted, equal
+    neighbours are the candidates, ranked by the request ids themselves (a collision only
+    adds a candidate). An impression found twice (a request with several decisions) sends
+    the query again with the earliest decision of each request."""
+    camps = "(" + ", ".join(_lit(c) for c in p["camps"]) + ")"
+    lo = p["start"] - dt.timedelta(seconds=max(p["view_s"], p["click_s"]))
+    of = f"FROM {src} WHERE advertiser_id = {_lit(p['adv'])} AND campaign_id IN {camps}" \
+         f"{_before(p['end'])} AND kind = "
+    n_pe, n_dev = con.execute("SELECT count(*), count(DISTINCT device_id) FROM people_in"
+                              ).fetchone()
+    pe_key = "CASE WHEN d.account_id IS NULL THEN i.device_id END" if n_pe == n_dev \
+        else "i.device_id"  # a device twice in the graph: every impression joins twice
+    some = [n for n, e in opts.items() if e == n]  # optional columns with a value somewhere
+    fields = ["account_id", "cost", *some]
+    ads = f"{of}'ad_decision' AND outcome = 'ad'"
+    decisions = f"SELECT request_id, {', '.join(fields)} {ads}"
+    earliest = ("SELECT request_id, " + ", ".join(f"arg_min({f}, ts) AS {f}" for f in fields)
+                + f" {ads} GROUP BY request_id")
+    carried = ", ".join(f"d.{n}" if n in some else f"NULL::VARCHAR AS {n}" for n in opts)
+    for dec in (decisions, earliest):
+        imp = con.sql(  # not execute(): sql() converts the rows to Arrow in parallel
+            f"SELECT *, {_HASH.format('person')} ph FROM (SELECT i.request_id,"
+            f" {_HASH.format('i.request_id')} h, i.ts, {LOCAL_HOUR} lh, i.event_id,"
+            " i.device_type, i.placement_id, i.campaign_id, i.creative_id,"
+            f" coalesce(i.cost, d.cost, 0) AS cost, {carried}, coalesce(d.account_id,"
+            " pe.person_id, 'device:' || i.device_id) person, b.device_id IS NOT NULL bot,"
+            " d.request_id IS NOT NULL decided"
+            " FROM (SELECT request_id, ts, event_id, device_id, device_type, placement_id,"
+            f"  campaign_id, creative_id, cost {of}'ad_impression' AND ts >= {_lit(lo)}) i"
+            f" LEFT JOIN ({dec}) d ON d.request_id = i.request_id"
+            f" LEFT JOIN people_in pe ON pe.device_id = {pe_key}"
+            " LEFT JOIN bots_in b ON b.device_id = i.device_id)").to_arrow_table()
+        imp = imp.append_column("idx", pa.array(np.arange(imp.num_rows, dtype=np.int64)))
+        h = imp["h"].to_numpy()
+        sh = np.sort(h)
+        twice = sh[1:][sh[1:] == sh[:-1]]  # few, sorted
+        twice = twice[np.r_[True, twice[1:] != twice[:-1]]] if len(twice) else twice
+        cand = _take(imp.select(["idx", "request_id", "ts", "event_id"]), _rows_of(h, twice))
+        con.register("cand", cand)
+        rn = con.execute(
+            "SELECT idx, dense_rank() OVER (PARTITION BY request_id ORDER BY ts, event_id) rn,"
+            " count(*) OVER (PARTITION BY request_id, event_id) n FROM cand").to_arrow_table()
+        con.unregister("cand")
+        if (pc.max(rn["n"]).as_py() or 0) < 2:
+            break
+    code = np.full(imp.num_rows, -1, np.int8)  # the first rule that applies, as in SQL CASE
+    code[pc.filter(rn["idx"], pc.greater(rn["rn"], 1)).to_numpy()] = 2
+    code[~imp["decided"].to_numpy()] = 1
+    code[imp["bot"].to_numpy()] = 0
+    invalid = pc.take(pa.array(INVALID_IMPRESSION), pa.array(code, mask=code < 0))
+    return imp.append_column("invalid", invalid)
+
+
+def _rows_of(h: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """The rows whose ``h`` is one of ``values`` (few, sorted), ascending: a bitmap of the
+    values' low 24 bits sifts the rows (a lookup in 16 MiB, not a binary search in the
+    values), and only the rows it lets through are looked up."""
+    if not len(values):
+        return np.zeros(0, np.int64)
+    low = np.zeros(1 << 24, bool)
+    low[values & 0xFFFFFF] = True
+    maybe = np.flatnonzero(low[h & 0xFFFFFF])
+    at = np.minimum(np.searchsorted(values, h[maybe]), len(values) - 1)
+    return maybe[values[at] == h[maybe]]
+
+
+def _take(table: pa.Table, rows: np.ndarray) -> pa.Table:
+    """``table.take(rows)`` (``rows`` ascending), batch by batch: the rows of a chunked
+    table without first copying its columns into one chunk."""
+    parts, start = [], 0
+    for batch in table.to_batches():
+        lo, hi = np.searchsorted(rows, [start, start + batch.num_rows])
+        if hi > lo:
+            parts.append(batch.take(pa.array(rows[lo:hi] - start)))
+        start += batch.num_rows
+    return pa.Table.from_batches(parts, schema=table.schema)
+
+
+def _small(con, imp: pa.Table) -> None:
+    """``imp_small``: the counted impressions a click or a conversion names, and those of
+    the people who converted (for view-through), picked by the hashes of the request ids
+    and of the people (a collision only adds a row the joins then drop)."""
+    ids, who = (np.sort(con.execute(q).fetchnumpy()["h"]) for q in (
+        f"SELECT DISTINCT {_HASH.format('request_id')} h FROM (SELECT request_id FROM ad_clk"
+        " UNION ALL SELECT request_id FROM ad_conv) WHERE request_id IS NOT NULL",
+        f"SELECT DISTINCT {_HASH.format('person')} h FROM ad_conv"
+        " WHERE conversion_type <> 'retention'"))
+    rows = np.union1d(_rows_of(imp["h"].to_numpy(), ids), _rows_of(imp["ph"].to_numpy(), who))
+    rows = rows[pc.is_null(imp["invalid"]).to_numpy(zero_copy_only=False)[rows]]
+    con.register("imp_small", _take(imp.select(["request_id", "ts", "person", "idx", "invalid"]),
+                                    rows))  # by hash: a few too many at most
+
+
+def _clicks_and_conversions(con, p: dict[str, Any]) -> None:
+    """Temp tables ``clk`` (every click, ``invalid`` saying why one is not counted),
+    ``conv`` (attributed conversions, ``via`` click or view) and ``ret`` (per request with
+    an attributed activation: retained the next local day, within 7).
+
+    They look impressions up in ``imp_small`` (:func:`_small`), so the impressions are
+    read once here rather than once per table."""
+    camps = "(" + ", ".join(_lit(c) for c in p["camps"]) + ")"
+    con.execute(
+        "CREATE TEMP TABLE clk AS SELECT c.request_id, c.ts, c.event_id,"
+        " CASE WHEN b.device_id IS NOT NULL THEN 'known bot device'"
+        "  WHEN i.request_id IS NULL THEN 'no counted impression'"
+        "  WHEN c.rn > 1 THEN 'duplicate'"
+        "  WHEN epoch(c.ts) - epoch(i.ts) < $min_click THEN 'too fast'"
+        "  WHEN h.n > $per_hour THEN 'too many clicks from one device in an hour' END invalid"
+        " FROM (SELECT *, row_number() OVER (PARTITION BY request_id ORDER BY ts, event_id) rn"
+        f"  FROM ad_clk WHERE campaign_id IN {camps}) c"
+        " LEFT JOIN (SELECT request_id, ts FROM imp_small WHERE invalid IS NULL) i"
+        "  ON i.request_id = c.request_id"
+        " LEFT JOIN (SELECT device_id, date_trunc('hour', ts) hr, count(*) n FROM ad_clk"
+        "  GROUP BY ALL) h"
+        "  ON h.device_id = c.device_id AND h.hr = date_trunc('hour', c.ts)"
+        " LEFT JOIN bots_in b ON b.device_id = c.device_id",
+        {"min_click": p["min_click"], "per_hour": p["per_hour"]})
+    con.execute(
+        "CREATE TEMP TABLE conv AS"
+        " WITH cv AS (SELECT c.event_id, c.ts, c.request_id, c.conversion_type, c.person"
+        "  FROM ad_conv c WHERE c.conversion_type <> 'retention'"
+        "  AND c.ts >= $start AND c.ts < $end),"
+        " ct AS (SELECT cv.event_id, cv.ts, cv.conversion_type, k.request_id, 'click' via"
+        "  FROM cv JOIN (SELECT request_id, ts FROM clk WHERE invalid IS NULL) k"
+        "  ON k.request_id = cv.request_id"
+        "  AND epoch(cv.ts) - epoch(k.ts) BETWEEN 0 AND $click_s),"
+        " vt AS (SELECT cv.event_id, cv.ts, cv.conversion_type,"
+        "  arg_max(i.request_id, i.ts) request_id, 'view' via FROM cv"
+        "  JOIN (SELECT request_id, person, ts FROM imp_small WHERE invalid IS NULL) i"
+        "  ON i.person = cv.person AND epoch(cv.ts) - epoch(i.ts) BETWEEN 0 AND $view_s"
+        "  WHERE cv.event_id NOT IN (SELECT event_id FROM ct)"
+        "  GROUP BY cv.event_id, cv.ts, cv.conversion_type)"
+        " SELECT * FROM ct UNION ALL SELECT * FROM vt",
+        {"start": p["start"], "end": p["end"], "click_s": p["click_s"], "view_s": p["view_s"]})
+    con.execute(
+        "CREATE TEMP TABLE ret AS SELECT a.request_id,"
+        " coalesce(bool_or(r.d = a.d + 1), false) d1,"  # no retention event: not retained
+        " coalesce(bool_or(r.d BETWEEN a.d + 1 AND a.d + 7), false) d7"
+        f" FROM (SELECT request_id, min({DAY.format(ts='ts')}) AS d FROM conv"
+        "  WHERE conversion_type = 'activation' GROUP BY request_id) a"
+        " JOIN imp_small i ON i.request_id = a.request_id AND i.invalid IS NULL"
+        f" LEFT JOIN (SELECT c.person, {DAY.format(ts='c.ts')} AS d FROM ad_conv c"
+        "  WHERE c.conversion_type = 'retention') r"
+        "  ON r.person = i.person GROUP BY a.request_id")
+
+
+def fact_flags(con, start: dt.datetime, end: dt.datetime) -> pa.Table:
+    """Counted impressions in ``[start, end)`` that were clicked, converted or activated,
+    as Arrow: ``idx`` (the row of ``imp``), ``clicked``, ``conv_<type>``, ``view_through``,
+    ``d1`` and ``d7`` (NULL: no attributed activation). Every other counted impression has
+    none of these."""
+    types = ", ".join(f"count(*) FILTER (WHERE conversion_type = '{t}') conv_{t}"
+                      for t in CONVERSION_TYPES)
+    return con.execute(
+        "SELECT i.idx, k.request_id IS NOT NULL clicked, "
+        + ", ".join(f"cv.conv_{t}" for t in CONVERSION_TYPES) + ", cv.view_through,"
+        " r.d1, r.d7 FROM imp_small i"
+        " LEFT JOIN (SELECT DISTINCT request_id FROM clk WHERE invalid IS NULL) k"
+        "  ON k.request_id = i.request_id"
+        f" LEFT JOIN (SELECT request_id, {types},"
+        "  count(*) FILTER (WHERE via = 'view') view_through FROM conv GROUP BY request_id) cv"
+        "  ON cv.request_id = i.request_id"
+        " LEFT JOIN ret r ON r.request_id = i.request_id"
+        " WHERE i.invalid IS NULL AND i.ts >= $start AND i.ts < $end"
+        " AND (k.request_id IS NOT NULL OR cv.request_id IS NOT NULL"
+        " OR r.request_id IS NOT NULL) ORDER BY i.idx",
+        {"start": start, "end": end}).to_arrow_table()
