@@ -90,6 +90,7 @@ from allscene.measurement.metrics import Rules, measure
 from allscene.measurement.report import DEFAULT_BREAKDOWNS, media_of
 from allscene.media.placements import load_placements
 from allscene.storage.duck import connect
+from allscene.storage.served import write_partition
 
 console = Console()
 GEN_VERSION = 1
@@ -577,19 +578,56 @@ def load_or_generate(args) -> dict:
 
 # --- measuring -------------------------------------------------------------------------------
 
+class JoinLog:
+    """The files of a :class:`FilesLog` without its served files: the report joins every
+    impression to its decision itself."""
+
+    def __init__(self, log: FilesLog):
+        self.files = log.files
+
+
 class FilesLog:
-    """The generated files as :meth:`ParquetEventLog.files` lists a log's files."""
+    """The generated files as :meth:`ParquetEventLog.files` lists a log's files, and their
+    served files (:meth:`ParquetEventLog.served`; all up to date) once :meth:`serve` wrote
+    them."""
 
     def __init__(self, root: Path, by_date: dict[str, list[str]]):
         self.root, self.by_date = root, by_date
 
     def files(self, dataset: str = "events", start: dt.date | None = None,
               end: dt.date | None = None) -> list[str]:
-        if dataset != "events":
+        if dataset not in ("events", "served"):
             return []
-        return [str(self.root / p) for d, ps in sorted(self.by_date.items()) for p in ps
+        return [str(self.root / (p if dataset == "events" else self._served(d)))
+                for d, ps in sorted(self.by_date.items()) for p in ps
                 if (start is None or d >= start.isoformat())
                 and (end is None or d <= end.isoformat())]
+
+    def served(self, start: dt.date | None = None, end: dt.date | None = None
+               ) -> tuple[list[str], list[str]]:
+        return self.files("served", start, end), []
+
+    @staticmethod
+    def _served(date: str) -> str:
+        return f"served/date={date}/part-0.parquet"
+
+    def serve(self) -> float:
+        """Write the served file of each day (as :meth:`ParquetEventLog.build_served` does
+        after compaction) unless it is there; returns the seconds it took."""
+        t0 = time.perf_counter()
+        con = connect()
+        for d in sorted(self.by_date):
+            out = self.root / self._served(d)
+            if out.exists():
+                continue
+            prev = (dt.date.fromisoformat(d) - dt.timedelta(days=1)).isoformat()
+            out.parent.mkdir(parents=True, exist_ok=True)
+            tmp = out.with_suffix(".tmp")
+            write_partition(con, d, self.files("events", dt.date.fromisoformat(prev),
+                                               dt.date.fromisoformat(d)), str(tmp))
+            tmp.rename(out)
+        con.close()
+        return time.perf_counter() - t0
 
 
 def tree_size(path: Path) -> int:
@@ -744,6 +782,9 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=2, help="interleaved runs of each")
     ap.add_argument("--every-advertiser", action="store_true",
                     help="also: the report of every advertiser in turn vs the baseline of all")
+    ap.add_argument("--own-join", action="store_true",
+                    help="also: the report joining impressions to decisions itself (as over a"
+                         " log whose served files are stale)")
     ap.add_argument("--guard-gib", type=int, default=1,
                     help="stop when the machine has less memory than this available")
     args = ap.parse_args()
@@ -766,12 +807,20 @@ def main() -> None:
     exp = meta["expected"]
     n_events = meta["events"]
 
-    def report(adv: str):
-        return measure(log, adv, meta["campaigns"][adv],
+    served_s = log.serve()
+    console.print(f"impressions joined to their decisions ahead (served files, as compaction"
+                  f" writes them): {served_s:.1f} s" if served_s > 1 else
+                  "served files: written by an earlier run")
+    joining = JoinLog(log)
+
+    def report(adv: str, own_join: bool = False):
+        return measure(joining if own_join else log, adv, meta["campaigns"][adv],
                        by=[list(b) for b in DEFAULT_BREAKDOWNS], people=people, media=media,
                        rules=rules, min_cell=MIN_SIZE)
 
     plan = [("baseline", MEASURED), ("report", MEASURED)] * args.runs
+    if args.own_join:
+        plan += [("report, joining", MEASURED)] * args.runs
     if args.every_advertiser:
         plan += [("baseline", None), ("report", None)] * args.runs
     runs: dict[tuple[str, str | None], list[Watch]] = {}
@@ -786,7 +835,8 @@ def main() -> None:
                 if what == "baseline":
                     rows = baseline(paths, adv)
                 else:
-                    ms = [(a, report(a)) for a in ([adv] if adv else meta["advertisers"])]
+                    ms = [(a, report(a, what != "report"))
+                          for a in ([adv] if adv else meta["advertisers"])]
             if what == "baseline":
                 bad = check_baseline(rows, [exp[a] for a in ([adv] if adv else exp)])
             else:
@@ -814,19 +864,22 @@ def main() -> None:
         tab.add_column(col, justify="left" if col == "what" else "right")
     labels = {("baseline", MEASURED): f"baseline ({MEASURED})",
               ("report", MEASURED): f"report ({MEASURED})",
+              ("report, joining", MEASURED): "report, joining itself",
               ("baseline", None): "baseline (all at once)",
               ("report", None): f"{len(meta['advertisers'])} reports in turn"}
     for adv in ([MEASURED, None] if args.every_advertiser else [MEASURED]):
         base = min(w.seconds for w in runs[("baseline", adv)])
         base_cpu = min(w.cpu for w in runs[("baseline", adv)])
-        for what in ("baseline", "report"):
+        for what in ("baseline", "report", "report, joining"):
+            if (what, adv) not in runs:
+                continue
             ws = runs[(what, adv)]
             best, cpu = min(w.seconds for w in ws), min(w.cpu for w in ws)
             tab.add_row(labels[(what, adv)], " ".join(f"{w.seconds:.2f}" for w in ws),
                         f"{best:.2f}", f"{n_events / best / 1e6:,.1f} M", f"{cpu:.2f}",
                         fmt_bytes(max(w.rss for w in ws)), fmt_bytes(max(w.spilled for w in ws)),
                         f"{best / base:.2f}x", f"{cpu / base_cpu:.2f}x",
-                        "" if what == "baseline" else "<= 3x")
+                        "<= 3x" if what == "report" else "")
     console.print(tab)
 
     e = exp[MEASURED]

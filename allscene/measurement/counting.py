@@ -1,10 +1,10 @@
 """The counting rules of :mod:`allscene.measurement.metrics` as DuckDB statements.
 
-:func:`count_events` reads the advertiser's impressions once, in one query that joins each
-to its decision, the identity graph and the bot list as the Parquet files are read (the
-files are sorted by kind, so the impressions' and the decisions' reads skip the other
-kinds' row groups), and keeps the result as one Arrow table, ``imp``; nothing reads the
-impressions from the files again. The rest follows from it:
+:func:`count_events` reads the advertiser's impressions once, in one query, each with its
+decision (from the log's served files, where they are up to date, else joined as the event
+files are read: :mod:`allscene.storage.served`), the identity graph and the bot list, and
+keeps the result as one Arrow table, ``imp``; nothing reads the impressions from the files
+again. The rest follows from it:
 
 * replayed impressions (several of one request) are found from the 64-bit hashes of the
   request ids (sorted: equal neighbours are candidates) and ranked by the ids themselves,
@@ -30,6 +30,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from allscene.storage import served as _served
+from allscene.storage.served import EMPTY, day_range, served_sql
+
 _LOCAL = "make_timestamp(epoch_us({ts}) + 28800000000)"
 """Local time (UTC+8) of a TIMESTAMPTZ as a plain TIMESTAMP: epoch arithmetic, not the ICU
 calendar arithmetic of ``ts + INTERVAL 8 HOUR`` (0.15 us a row against 0.01)."""
@@ -45,10 +48,6 @@ INVALID_IMPRESSION = ("known bot device", "no matching decision", "duplicate")
 _CONV_PERSON = "coalesce(pe.person_id, 'device:' || c.device_id)"
 """The person of a conversion (``c``): the identity graph's for its device, else the
 device."""
-_HASH = "(hash({}) >> 1)::BIGINT"
-"""63 bits of DuckDB's hash of a request id, as a BIGINT: the key that finds candidates
-(equal ids, or a collision) before the ids themselves are compared. (Signed: DuckDB 1.5
-cannot push a filter on a UBIGINT above 2^63 into an Arrow scan.)"""
 
 
 def _lit(v: Any) -> str:
@@ -116,7 +115,9 @@ def count_events(con, paths: list[str], p: dict[str, Any],
         The event files to read.
     p
         ``adv``, ``camps``, ``start``, ``end``, ``min_click``, ``per_hour``, ``view_s``,
-        ``click_s`` (see :func:`allscene.measurement.metrics.counted`).
+        ``click_s`` (see :func:`allscene.measurement.metrics.counted`); ``served``, the
+        up-to-date served files, and ``stale``, the days without one (ISO; missing or
+        ``None``: every day), as :meth:`allscene.storage.ParquetEventLog.served` gives them.
     then
         Called with ``imp`` as soon as it is counted, before the clicks and conversions
         (work that needs only the impressions can start there, beside DuckDB's).
@@ -206,41 +207,45 @@ def _views(con, p: dict[str, Any]) -> None:
 
 def _impressions(con, src: str, opts: dict[str, str], p: dict[str, Any]) -> pa.Table:
     """The impressions, each with its decision's person and fields, and why it is not
-    counted (``invalid``): a known bot device, no ``ad`` decision of the campaigns, or a
-    replay (not the first of its request by time, then event id).
+    counted (``invalid``): a known bot device, no ``ad`` decision of its campaign in the 24 h
+    before it (:mod:`allscene.storage.served`), or a replay (not the first of its request by
+    time, then event id).
 
-    One query reads the impressions and joins their decisions, the identity graph (only
-    where the decision names no person, when each device has one person there) and the
-    bot list. Replays are found from the 64-bit hashes of the request ids: sorted, equal
-    neighbours are the candidates, ranked by the request ids themselves (a collision only
-    adds a candidate). An impression found twice (a request with several decisions) sends
-    the query again with the earliest decision of each request."""
+    One query reads the impressions already joined to their decisions (the log's served
+    files, ``p["served"]``) and joins the impressions of the days without an up-to-date one
+    (``p["stale"]``; ``None``: every day) to their decisions itself, then joins the identity
+    graph (only where the decision names no person, when each device has one person there)
+    and the bot list. Replays are found from the 64-bit hashes of the request ids: sorted,
+    equal neighbours are the candidates, ranked by the request ids themselves (a collision
+    only adds a candidate). An impression found twice (a request with several decisions)
+    sends the query again with the earliest decision of each impression."""
     camps = "(" + ", ".join(_lit(c) for c in p["camps"]) + ")"
     lo = p["start"] - dt.timedelta(seconds=max(p["view_s"], p["click_s"]))
-    of = f"FROM {src} WHERE advertiser_id = {_lit(p['adv'])} AND campaign_id IN {camps}" \
-         f"{_before(p['end'])} AND kind = "
+    mine = f"advertiser_id = {_lit(p['adv'])} AND campaign_id IN {camps}"
+    window = f"ts >= {_lit(lo)}{_before(p['end'])}"
     n_pe, n_dev = con.execute("SELECT count(*), count(DISTINCT device_id) FROM people_in"
                               ).fetchone()
-    pe_key = "CASE WHEN d.account_id IS NULL THEN i.device_id END" if n_pe == n_dev \
+    pe_key = "CASE WHEN i.account_id IS NULL THEN i.device_id END" if n_pe == n_dev \
         else "i.device_id"  # a device twice in the graph: every impression joins twice
-    some = [n for n, e in opts.items() if e == n]  # optional columns with a value somewhere
-    fields = ["account_id", "cost", *some]
-    ads = f"{of}'ad_decision' AND outcome = 'ad'"
-    decisions = f"SELECT request_id, {', '.join(fields)} {ads}"
-    earliest = ("SELECT request_id, " + ", ".join(f"arg_min({f}, ts) AS {f}" for f in fields)
-                + f" {ads} GROUP BY request_id")
-    carried = ", ".join(f"d.{n}" if n in some else f"NULL::VARCHAR AS {n}" for n in opts)
-    for dec in (decisions, earliest):
+    stale, served = p.get("stale"), p.get("served") or []
+    for earliest in (False, True):
+        parts = [f"SELECT * FROM read_parquet([{', '.join(_lit(f) for f in served)}],"
+                 f" hive_partitioning=false) WHERE {mine} AND {window}"] if served else []
+        if stale is None or stale:
+            days = "TRUE" if stale is None else day_range(stale)
+            prev = "TRUE" if stale is None else day_range(
+                {(dt.date.fromisoformat(d) - dt.timedelta(days=1)).isoformat() for d in stale}
+                | set(stale))
+            parts.append(served_sql(src, impressions=f"{mine} AND {window} AND {days}",
+                                    decisions=f"{mine} AND {prev}", earliest=earliest,
+                                    optional=[n for n, e in opts.items() if e == n]))
         imp = con.sql(  # not execute(): sql() converts the rows to Arrow in parallel
-            f"SELECT *, {_HASH.format('person')} ph FROM (SELECT i.request_id,"
-            f" {_HASH.format('i.request_id')} h, i.ts, {LOCAL_HOUR} lh, i.event_id,"
-            " i.device_type, i.placement_id, i.campaign_id, i.creative_id,"
-            f" coalesce(i.cost, d.cost, 0) AS cost, {carried}, coalesce(d.account_id,"
-            " pe.person_id, 'device:' || i.device_id) person, b.device_id IS NOT NULL bot,"
-            " d.request_id IS NOT NULL decided"
-            " FROM (SELECT request_id, ts, event_id, device_id, device_type, placement_id,"
-            f"  campaign_id, creative_id, cost {of}'ad_impression' AND ts >= {_lit(lo)}) i"
-            f" LEFT JOIN ({dec}) d ON d.request_id = i.request_id"
+            f"SELECT *, {_served.HASH.format('person')} ph FROM (SELECT i.request_id, i.h, i.ts,"
+            f" {LOCAL_HOUR} lh, i.event_id, i.device_type, i.placement_id, i.campaign_id,"
+            " i.creative_id, coalesce(i.cost, i.d_cost, 0) AS cost, i.scene, i.audience,"
+            " i.stage, coalesce(i.account_id, pe.person_id, 'device:' || i.device_id) person,"
+            " b.device_id IS NOT NULL bot, i.d_ts IS NOT NULL decided"
+            f" FROM ({' UNION ALL '.join(f'({x})' for x in parts) or EMPTY}) i"
             f" LEFT JOIN people_in pe ON pe.device_id = {pe_key}"
             " LEFT JOIN bots_in b ON b.device_id = i.device_id)").to_arrow_table()
         imp = imp.append_column("idx", pa.array(np.arange(imp.num_rows, dtype=np.int64)))
@@ -262,6 +267,7 @@ def _impressions(con, src: str, opts: dict[str, str], p: dict[str, Any]) -> pa.T
     code[imp["bot"].to_numpy()] = 0
     invalid = pc.take(pa.array(INVALID_IMPRESSION), pa.array(code, mask=code < 0))
     return imp.append_column("invalid", invalid)
+
 
 
 def _rows_of(h: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -294,9 +300,9 @@ def _small(con, imp: pa.Table) -> None:
     the people who converted (for view-through), picked by the hashes of the request ids
     and of the people (a collision only adds a row the joins then drop)."""
     ids, who = (np.sort(con.execute(q).fetchnumpy()["h"]) for q in (
-        f"SELECT DISTINCT {_HASH.format('request_id')} h FROM (SELECT request_id FROM ad_clk"
+        f"SELECT DISTINCT {_served.HASH.format('request_id')} h FROM (SELECT request_id FROM ad_clk"
         " UNION ALL SELECT request_id FROM ad_conv) WHERE request_id IS NOT NULL",
-        f"SELECT DISTINCT {_HASH.format('person')} h FROM ad_conv"
+        f"SELECT DISTINCT {_served.HASH.format('person')} h FROM ad_conv"
         " WHERE conversion_type <> 'retention'"))
     rows = np.union1d(_rows_of(imp["h"].to_numpy(), ids), _rows_of(imp["ph"].to_numpy(), who))
     rows = rows[pc.is_null(imp["invalid"]).to_numpy(zero_copy_only=False)[rows]]

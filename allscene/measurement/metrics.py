@@ -9,7 +9,9 @@ was clicked, and which conversions it earned. Every breakdown is then a sum over
 rows, so the numbers of one report always add up.
 
 How: :mod:`allscene.measurement.counting` applies the rules in DuckDB, reading the
-impressions once (joined to their decisions as the files are read) into one Arrow table;
+impressions once into one Arrow table, joined to their decisions ahead of time where the
+log's served files are up to date (:mod:`allscene.storage.served`, written at compaction)
+and as the files are read elsewhere;
 :mod:`allscene.measurement.cells` counts every total, breakdown, frequency and reach from
 that table in numpy, in one pass per breakdown rather than one query over the files.
 
@@ -17,8 +19,9 @@ Counting rules (:class:`Rules`), after the IAB/MRC invalid-traffic guidelines; w
 rule removes is counted and reported (:attr:`Metrics.invalid`), never silently dropped:
 
 * an impression or click whose decision id was already counted (**duplicate**, e.g. a
-  replayed tracking URL that reached the log), an impression no ``ad`` decision of this
-  campaign stands behind (**no matching decision**), a click on no counted impression;
+  replayed tracking URL that reached the log), an impression no ``ad`` decision of its
+  campaign stands behind, in the 24 hours before it (**no matching decision**: ad servers
+  expire an ad response; :mod:`allscene.storage.served`), a click on no counted impression;
 * a click sooner after its impression than ``min_click_s`` (**too fast** for a person);
 * a device on the known-bot list, and a device with more than ``max_clicks_per_hour``
   clicks in one hour (**bot signature**).
@@ -268,9 +271,13 @@ def _counted(log, advertiser: str, campaigns: Sequence[str], *, start: dt.dateti
     """:func:`counted`, the parameters it counted with, and the impressions (Arrow)."""
     t_lo = None if start is None else start - dt.timedelta(
         days=max(rules.view_window_d, rules.click_window_d) + 1)
+    params = _params(advertiser, campaigns, start, end, rules)
     if paths is None:
-        paths = log.files("events", t_lo.astimezone(dt.UTC).date() if t_lo else None,
-                          end.astimezone(dt.UTC).date() if end else None)
+        days = (t_lo.astimezone(dt.UTC).date() if t_lo else None,
+                end.astimezone(dt.UTC).date() if end else None)
+        paths = log.files("events", *days)
+        if hasattr(log, "served"):  # impressions joined to their decisions, where up to date
+            params["served"], params["stale"] = log.served(*days)
     con = connect()
     con.register("people_in", _people(people))
     med = media or {}
@@ -278,7 +285,6 @@ def _counted(log, advertiser: str, campaigns: Sequence[str], *, start: dt.dateti
                                        "medium": pa.array(list(med.values()), pa.string())}))
     con.register("bots_in", pa.table({"device_id": pa.array(sorted(rules.bot_devices),
                                                              pa.string())}))
-    params = _params(advertiser, campaigns, start, end, rules)
     return con, params, count_events(con, paths, params, then)
 
 

@@ -5,6 +5,7 @@ Layout under ``root``::
     catalog.sqlite                       which files are committed (readers list files from here only)
     events/date=YYYY-MM-DD/<uuid>.parquet
     deadletter/date=YYYY-MM-DD/<uuid>.parquet
+    served/date=YYYY-MM-DD/<uuid>.parquet  impressions joined to their decisions (:mod:`.served`)
     .lock                                cross-process writer lock (flock)
 
 Appending writes a new Parquet file (temp name, fsync, rename) and then registers it in the
@@ -41,6 +42,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from allscene.events.schema import ARROW_SCHEMA
+from allscene.storage import served as _served
 
 DEADLETTER_SCHEMA = pa.schema([
     ("received_at", pa.timestamp("us", tz="UTC")),
@@ -73,6 +75,10 @@ CREATE TABLE IF NOT EXISTS partitions (
     date TEXT NOT NULL,
     epoch INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (dataset, date)
+);
+CREATE TABLE IF NOT EXISTS served_sources (
+    date TEXT PRIMARY KEY,
+    sources TEXT NOT NULL
 );
 """
 
@@ -402,6 +408,9 @@ class ParquetEventLog:
         """Merge the files of each partition holding at least ``min_files`` files into one,
         sorted by (kind, device_id, ts) for fast reads. Returns the number of files merged.
 
+        Then the impressions of every day whose events changed are joined to their
+        decisions again (:meth:`build_served`).
+
         Merged files leave the catalog at once but stay on disk for ``grace_s`` seconds, so
         a reader that listed them just before can still open them; :meth:`gc` (also run
         here) deletes them after that.
@@ -437,7 +446,20 @@ class ParquetEventLog:
                     db.execute("COMMIT")
                 self._index.pop(("events", date), None)
                 merged += len(old)
+        self.build_served()
         return merged
+
+    def build_served(self, dates: Iterable[str] | None = None) -> int:
+        """Join the impressions of each day (ISO ``dates``, default all) whose served file
+        is missing or stale to their decisions (:mod:`allscene.storage.served`); run by
+        :meth:`compact`. Returns the files written."""
+        return _served.build(self, dates)
+
+    def served(self, start: dt.date | None = None, end: dt.date | None = None
+               ) -> tuple[list[str], list[str]]:
+        """The up-to-date served files of the UTC days ``[start, end]``, and the days (ISO)
+        whose impressions readers must join to their decisions themselves."""
+        return _served.fresh(self, start, end)
 
     def gc(self, grace_s: float = 600.0) -> int:
         """Delete files retired by compaction more than ``grace_s`` seconds ago."""
@@ -453,8 +475,10 @@ class ParquetEventLog:
         """Data files on disk that the catalog does not list (left by a killed writer)."""
         with self._db() as db:
             retired = {str(self.root / p) for (p,) in db.execute("SELECT path FROM retired")}
-        listed = set(self.files("events")) | set(self.files("deadletter")) | retired
-        found = [p for d in ("events", "deadletter") for p in (self.root / d).glob("*/*")]
+        listed = set(self.files("events")) | set(self.files("deadletter")) \
+            | set(self.files("served")) | retired
+        found = [p for d in ("events", "deadletter", "served")
+                 for p in (self.root / d).glob("*/*")]
         return [p for p in found if str(p) not in listed]
 
     # --- reading ---------------------------------------------------------------------------

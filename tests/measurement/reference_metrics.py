@@ -137,15 +137,18 @@ def _facts(con, paths: list[str], p: dict[str, Any]) -> None:
                 " conversion_type FROM ad WHERE kind = 'ad_conversion'")
     look = {"end": p["end"], "start": p["start"], "look_s": max(p["view_s"], p["click_s"])}
     camps = "(" + ", ".join(_lit(c) for c in p["camps"]) + ")"
-    con.execute(
-        "CREATE TEMP TABLE dec AS SELECT request_id, arg_min(account_id, ts) account_id,"
-        " arg_min(cost, ts) AS cost, arg_min(scene, ts) scene,"
-        " arg_min(audience, ts) audience, arg_min(stage, ts) stage FROM ad WHERE kind = 'ad_decision' AND outcome = 'ad'"
-        f" AND campaign_id IN {camps} GROUP BY request_id")
     imp_src = ("(SELECT request_id, ts, event_id, device_id, device_type, placement_id,"
                " campaign_id, creative_id, cost FROM ad WHERE kind = 'ad_impression'"
                f" AND campaign_id IN {camps}"
                " AND ts >= $start - to_seconds($look_s) AND ts < $end)")
+    con.execute(  # each impression's decision: its campaign's earliest in the 24 h before it
+        "CREATE TEMP TABLE dec AS SELECT i.request_id, i.event_id, d.account_id, d.cost,"
+        " d.scene, d.audience, d.stage FROM " + imp_src + " i JOIN (SELECT * FROM ad"
+        f" WHERE kind = 'ad_decision' AND outcome = 'ad' AND campaign_id IN {camps}) d"
+        " ON d.request_id = i.request_id AND d.campaign_id = i.campaign_id"
+        " AND d.ts <= i.ts AND d.ts >= i.ts - INTERVAL 24 HOUR"
+        " QUALIFY row_number() OVER (PARTITION BY i.request_id, i.event_id ORDER BY d.ts) = 1",
+        look)
     con.execute(
         "CREATE TEMP TABLE imp_rn AS SELECT request_id, event_id, row_number() OVER"
         " (PARTITION BY request_id ORDER BY ts, event_id) rn FROM " + imp_src + " i"
@@ -161,7 +164,7 @@ def _facts(con, paths: list[str], p: dict[str, Any]) -> None:
         "  WHEN r.rn > 1 THEN 'duplicate' END invalid"
         " FROM " + imp_src + " i"
         " LEFT JOIN imp_rn r ON r.request_id = i.request_id AND r.event_id = i.event_id"
-        " LEFT JOIN dec d ON d.request_id = i.request_id"
+        " LEFT JOIN dec d ON d.request_id = i.request_id AND d.event_id = i.event_id"
         " LEFT JOIN people_in pe ON pe.device_id = i.device_id"
         " LEFT JOIN bots_in b ON b.device_id = i.device_id", look)
     con.execute("DROP TABLE dec; DROP TABLE imp_rn")

@@ -8,13 +8,15 @@ import datetime as dt
 import math
 import random
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from allscene.events.schema import ARROW_SCHEMA
-from allscene.measurement import cells, counting
+from allscene.measurement import cells
 from allscene.measurement.metrics import DIMENSIONS, Rules, measure
+from allscene.storage import ParquetEventLog, served
 from tests.measurement.reference_metrics import reference_measure
 
 T0 = dt.datetime(2026, 10, 5, 2, 0, tzinfo=dt.UTC)
@@ -153,7 +155,7 @@ def test_the_optimized_count_matches_the_reference(tmp_path, monkeypatch, seed, 
     log, people, bots = _log(tmp_path, seed, mixed_schemas=mixed)
     kw = dict(kw)
     if kw.pop("weak_hash", False):
-        monkeypatch.setattr(counting, "_HASH", "length({})::BIGINT")
+        monkeypatch.setattr(served, "HASH", "length({})::BIGINT")
         monkeypatch.setattr(cells, "MATRIX_LIMIT", 0)
     if kw.pop("no_people", False):
         people = None
@@ -178,3 +180,37 @@ def test_the_optimized_count_matches_the_reference(tmp_path, monkeypatch, seed, 
     for name, table in want.breakdowns.items():
         assert got.breakdowns[name].schema == table.schema, name
         _same(got.breakdowns[name].to_pylist(), table.to_pylist(), name)
+
+
+@pytest.mark.parametrize("seed", [1, 3])
+def test_the_served_files_count_as_the_join_does(tmp_path, seed):
+    """A log's impressions joined to their decisions ahead (served files), up to date or
+    stale after late events, count as the reference's join does."""
+    files, people, bots = _log(tmp_path, seed, mixed_schemas=False)
+    events = pa.concat_tables(pq.read_table(p) for p in files.paths)
+    late = np.random.default_rng(seed).random(events.num_rows) < 0.1
+    log = ParquetEventLog(tmp_path / "log")
+    log.append(events.filter(pa.array(~late)))
+    args = dict(by=BY, people=people, media=MEDIA, min_cell=1,
+                rules=Rules(bot_devices=frozenset(bots)))
+
+    def check(stale_days: int) -> None:
+        ok, stale = log.served()
+        assert len(stale) == stale_days and (stale_days or ok)
+        got = measure(log, "acme", ["c1", "c2"], **args)
+        want = reference_measure(FilesLog(log.files("events")), "acme", ["c1", "c2"], **args)
+        assert want.totals["impressions"] > 0
+        for k in ("totals", "invalid", "frequency", "reach_curve"):
+            _same(getattr(got, k), getattr(want, k), k)
+        for name, table in want.breakdowns.items():
+            _same(got.breakdowns[name].to_pylist(), table.to_pylist(), name)
+
+    check(len(log.dates()))  # nothing served yet: every day joined by the report
+    assert log.build_served() == len(log.dates())
+    assert log.build_served() == 0  # up to date
+    check(0)
+    log.append(events.filter(pa.array(late)))  # late events: their days (and the next) stale
+    check(len(log.served()[1]))
+    assert log.served()[1]
+    log.compact(min_files=2, grace_s=0)  # compaction joins the stale days again
+    check(0)
