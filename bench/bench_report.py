@@ -38,7 +38,13 @@ process, each on a fresh DuckDB connection, over the same files:
   (:data:`~allscene.measurement.report.DEFAULT_BREAKDOWNS`), the people table, the media of
   the placement catalog and the bot list: the figures ``allscene report`` computes (without
   the holdout lift: no campaign here holds people out), given a log object whose
-  ``files()`` lists the generated files.
+  ``files()`` lists the generated files and whose ``served()`` lists their served files:
+  each day's impressions joined to their decisions, as the event log's compaction writes
+  them (:mod:`allscene.storage.served`; written once, after generating, by the same
+  function, and timed);
+* with ``--own-join``, also **report, joining itself**: the same report over a log without
+  served files (as over days whose served files are stale), which joins every impression
+  to its decision as it reads the events.
 
 Which advertiser: a report counts one advertiser's campaigns at a time, so the measured one,
 ``acme``, owns 70% of the traffic (20 of the 50 campaigns) and both queries count the same
@@ -55,7 +61,8 @@ the current directory, so the benchmark works from ``--dir``; it stops (exit cod
 machine has less than ``--guard-gib`` of memory left rather than let the OOM killer strike.
 After generating, it measures in a fresh process (``exec``), without the generator's memory.
 
-Run: ``python bench/bench_report.py [--events 100000000] [--runs 2] [--every-advertiser]``
+Run: ``python bench/bench_report.py [--events 100000000] [--runs 2] [--every-advertiser]
+[--own-join]``
 (100M events on 2 cores: 6 min to generate, 3.3 GiB of Parquet, then about 80 s per
 baseline + report round; the report peaks near 10 GiB RSS and does not spill; before the
 one-read rewrite of issue 7 it took twice as long, peaked near 15-20 GiB and could spill).

@@ -55,6 +55,25 @@ def _encode(col: pa.ChunkedArray) -> tuple[np.ndarray, list]:
     return idx.to_numpy(), values
 
 
+def _number_people(imp: pa.Table) -> tuple[np.ndarray, int]:
+    """Each row's person numbered ``0 .. P - 1`` (the last: NULL, if any), and ``P``.
+
+    From ``ph``, a 64-bit hash of the person, when ``imp`` has it (integers are numbered in
+    a third of the time strings take), checked with ``ph2``, another hash of the person:
+    should two people share ``ph``, their ``ph2`` differ (but for a chance near 2^-126)
+    and the people are numbered from their ids instead."""
+    if "ph2" not in imp.column_names:
+        idx, people = _encode(imp["person"])
+        return idx, len(people)
+    idx, hashes = _encode(imp["ph"])
+    other = pc.fill_null(imp["ph2"], 0).to_numpy()
+    first = np.zeros(len(hashes), other.dtype)
+    first[idx] = other  # one of each number's rows: all must agree
+    if not np.array_equal(first[idx], other):
+        idx, hashes = _encode(imp["person"])
+    return idx, len(hashes)
+
+
 def _ranked(idx: np.ndarray, values: list) -> tuple[np.ndarray, list]:
     """``idx`` (positions in ``values``) as positions in the sorted distinct values, None
     last."""
@@ -101,8 +120,7 @@ class Facts:
     def pid(self) -> np.ndarray:
         """Each row's person, numbered ``0 .. people - 1``."""
         if self._pid is None:
-            idx, people = _encode(self.imp["person"])
-            self._pid = idx, len(people)  # the last: NULL, if any
+            self._pid = _number_people(self.imp)
         return self._pid[0]
 
     @property
@@ -188,7 +206,7 @@ class Facts:
         n += 1
         if n * self.people <= MATRIX_LIMIT:
             seen = np.zeros(self.people * n, bool)
-            at = self.pid.astype(np.int32 if n * self.people < 1 << 31 else np.int64)
+            at = np.asarray(self.pid, np.int32 if n * self.people < 1 << 31 else np.int64)
             seen[at * at.dtype.type(n) + key] = True
             return np.count_nonzero(seen.reshape(self.people, n), axis=0)[:-1]
         pairs = np.sort(key.astype(np.int64) * self.people + self.pid)

@@ -240,7 +240,8 @@ def _impressions(con, src: str, opts: dict[str, str], p: dict[str, Any]) -> pa.T
                                     decisions=f"{mine} AND {prev}", earliest=earliest,
                                     optional=[n for n, e in opts.items() if e == n]))
         imp = con.sql(  # not execute(): sql() converts the rows to Arrow in parallel
-            f"SELECT *, {_served.HASH.format('person')} ph FROM (SELECT i.request_id, i.h, i.ts,"
+            f"SELECT *, {_served.HASH.format('person')} ph, hash('#' || person) ph2 FROM ("
+            f"SELECT i.request_id, i.h, i.ts,"
             f" {LOCAL_HOUR} lh, i.event_id, i.device_type, i.placement_id, i.campaign_id,"
             " i.creative_id, coalesce(i.cost, i.d_cost, 0) AS cost, i.scene, i.audience,"
             " i.stage, coalesce(i.account_id, pe.person_id, 'device:' || i.device_id) person,"
