@@ -96,6 +96,7 @@ from allscene.events.schema import ARROW_SCHEMA
 from allscene.measurement.metrics import Rules, measure
 from allscene.measurement.report import DEFAULT_BREAKDOWNS, media_of
 from allscene.media.placements import load_placements
+from allscene.storage import served
 from allscene.storage.duck import connect
 from allscene.storage.served import write_partition
 
@@ -622,6 +623,9 @@ class FilesLog:
         """Write the served file of each day (as :meth:`ParquetEventLog.build_served` does
         after compaction) unless it is there; returns the seconds it took."""
         t0 = time.perf_counter()
+        mark = self.root / "served" / "layout"
+        if (mark.read_text() if mark.exists() else None) != served.LAYOUT:
+            shutil.rmtree(self.root / "served", ignore_errors=True)
         con = connect()
         for d in sorted(self.by_date):
             out = self.root / self._served(d)
@@ -633,6 +637,7 @@ class FilesLog:
             write_partition(con, d, self.files("events", dt.date.fromisoformat(prev),
                                                dt.date.fromisoformat(d)), str(tmp))
             tmp.rename(out)
+        mark.write_text(served.LAYOUT)
         con.close()
         return time.perf_counter() - t0
 

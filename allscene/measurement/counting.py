@@ -251,7 +251,7 @@ def _impressions(con, src: str, opts: dict[str, str], p: dict[str, Any]) -> pa.T
             " LEFT JOIN bots_in b ON b.device_id = i.device_id)").to_arrow_table()
         imp = imp.append_column("idx", pa.array(np.arange(imp.num_rows, dtype=np.int64)))
         h = imp["h"].to_numpy()
-        sh = np.sort(h)
+        sh = np.sort(h, kind="stable")  # runs sorted by file: merged
         twice = sh[1:][sh[1:] == sh[:-1]]  # few, sorted
         twice = twice[np.r_[True, twice[1:] != twice[:-1]]] if len(twice) else twice
         cand = _take(imp.select(["idx", "request_id", "ts", "event_id"]), _rows_of(h, twice))

@@ -11,7 +11,8 @@ does this module, per day of the log:
 * ``served/date=D/<uuid>.parquet`` holds every ``ad_impression`` of UTC day ``D``, with the
   columns reports read, ``h`` (63 bits of DuckDB's hash of the request id, the key reports
   find replays by) and the fields of its decision (``d_ts``: NULL when none), sorted by
-  (advertiser, campaign, time) so that a report reads only its advertiser's row groups;
+  advertiser (a report reads only its advertiser's row groups), then ``h`` (replays of a
+  request are neighbours, and a report's sort of the hashes only merges sorted runs);
 * it is built from the event files of days ``D - 1`` and ``D`` (:data:`DECISION_TTL`), and
   the catalog remembers which; when they change (events appended late, compaction), the
   day is **stale** and readers join its impressions themselves with the same statement
@@ -32,6 +33,9 @@ import time
 import uuid
 from collections.abc import Iterable
 
+LAYOUT = "1"
+"""The served files' columns and order (:data:`COLUMNS`; sorted by advertiser, then ``h``);
+a cache of served files made with another layout is stale."""
 DECISION_TTL = dt.timedelta(hours=24)
 """How long after its decision an impression may come and still be counted."""
 OPTIONAL = ("scene", "audience", "stage")
@@ -109,7 +113,7 @@ def write_partition(con, date: str, paths: list[str], out: str) -> int:
     if not paths:
         sql = EMPTY
     (rows,) = con.execute(
-        f"COPY (SELECT * FROM ({sql}) ORDER BY advertiser_id, campaign_id, ts) TO"
+        f"COPY (SELECT * FROM ({sql}) ORDER BY advertiser_id, h) TO"
         f" '{out}' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 262144)").fetchone()
     return int(rows)
 
