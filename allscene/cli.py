@@ -652,9 +652,13 @@ def events_schema(kind: Annotated[str | None, typer.Option(
 @events_app.command("compact")
 def events_compact(ctx: typer.Context, min_files: Annotated[int, typer.Option(
         help="Merge partitions with at least this many files.")] = 8) -> None:
-    """Merge small files (e.g. from HTTP ingest) into one sorted file per day."""
-    n = _log(ctx.obj).compact(min_files)
-    console.print(f"merged {n:,} files")
+    """Merge small files (e.g. from HTTP ingest) into one sorted file per day, then join each
+    changed day's impressions to their decisions (served files, which reports read)."""
+    log = _log(ctx.obj)
+    n = log.compact(min_files)
+    ok, stale = log.served()
+    console.print(f"merged {n:,} files; impressions joined to their decisions (served files)"
+                  f" for {len(ok):,} of {len(ok) + len(stale):,} days")
 
 
 # --- serve and demo -------------------------------------------------------------------------

@@ -106,6 +106,14 @@ def test_the_cli_writes_an_html_report_with_charts_and_the_same_numbers(ad_setti
     assert "Delivery by day" in page and "CTR by placement" in page
     assert pq.read_table(out / "by_placement.parquet").num_rows == 2
     assert (out / "totals.csv").read_text().startswith("impressions,clicks")
+    r = runner.invoke(cli, ["--data", str(ad_settings.data_dir), "events", "compact",
+                            "--min-files", "1"], catch_exceptions=False)
+    assert r.exit_code == 0 and "for 1 of 1" in " ".join(r.output.split()), r.output
+    r = runner.invoke(cli, ["--data", str(ad_settings.data_dir), "report", "spring",
+                            "--json"], catch_exceptions=False)  # from the served files now
+    again = json.loads(r.output)["totals"]  # the same, but for the order costs add up in
+    assert again == {k: pytest.approx(v) if isinstance(v, float) else v
+                     for k, v in doc["totals"].items()}
     bad = runner.invoke(cli, ["--data", str(ad_settings.data_dir), "report", "autumn"])
     assert bad.exit_code == 2 and "unknown campaign 'autumn'" in bad.output
     bad = runner.invoke(cli, ["--data", str(ad_settings.data_dir), "report", "spring",
