@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
@@ -43,6 +44,8 @@ sorted."""
 
 def _encode(col: pa.ChunkedArray) -> tuple[np.ndarray, list]:
     """Each value's number (int32) and the values (the last: None, for NULL)."""
+    if col.null_count == len(col):  # a column no row has (e.g. no campaign has stages)
+        return np.zeros(len(col), np.int32), [None]
     enc = pc.dictionary_encode(col)  # Arrow gives every chunk the whole dictionary
     chunks = enc.chunks
     if len({len(c.dictionary) for c in chunks}) > 1 \
@@ -113,6 +116,8 @@ class Facts:
         self.hour = lh - self.day * 24
         self.cost = imp["cost"].to_numpy()
         self._codes: dict[str, tuple[np.ndarray, list]] = {}
+        self._placement_idx: tuple[np.ndarray, list] | None = None
+        self._lock = threading.Lock()
         self._prepared: dict[tuple[str, ...], tuple] = {}
         self.add_flags(None)
 
@@ -175,12 +180,24 @@ class Facts:
                 codes = index[codes]
             return codes, [EPOCH + dt.timedelta(days=lo + int(d)) if dim == "day"
                            else lo + int(d) for d in at]
-        idx, values = _encode(self.imp[COLUMNS[dim]])
+        if dim == "medium":  # from the placements' numbers: the same column
+            idx, values = self._placements()
+            return _ranked(idx, ["other" if v is None else self.media.get(v, "other")
+                                 for v in values])
+        idx, values = self._placements() if dim == "placement" \
+            else _encode(self.imp[COLUMNS[dim]])
+        values = list(values)
         if dim in FILL:
             values[-1] = FILL[dim]  # NULL is shown as (not targeted), (no stage)
-        elif dim == "medium":
-            values = ["other" if v is None else self.media.get(v, "other") for v in values]
         return _ranked(idx, values)
+
+    def _placements(self) -> tuple[np.ndarray, list]:
+        """The placements' numbers in order of appearance, and their ids (encoded once for
+        both ``placement`` and ``medium``)."""
+        with self._lock:  # placement and medium are numbered on two threads at once
+            if self._placement_idx is None:
+                self._placement_idx = _encode(self.imp["placement_id"])
+        return self._placement_idx
 
     def _cells(self, dims: list[str]) -> tuple[np.ndarray, list[tuple]]:
         """Each row's cell (the rows not counted: ``len(cells)``) and the cells' dimension
@@ -220,6 +237,9 @@ class Facts:
         if tuple(dims) not in self._prepared:
             key, cells = self._cells(dims)
             n = len(cells)
+            if n == 1 and dims:  # one value throughout (no campaign has stages): the totals
+                self._prepared[tuple(dims)] = (key, cells, *self.prepare([])[2:])
+                return self._prepared[tuple(dims)]
             wide = key.astype(np.intp)  # what bincount takes: converted once, not twice
             self._prepared[tuple(dims)] = (
                 key, cells, np.bincount(wide, minlength=n + 1)[:n], self._reach(key, n),

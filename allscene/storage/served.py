@@ -36,6 +36,8 @@ from collections.abc import Iterable
 LAYOUT = "1"
 """The served files' columns and order (:data:`COLUMNS`; sorted by advertiser, then ``h``);
 a cache of served files made with another layout is stale."""
+ORDER = "advertiser_id, h"
+"""How a served file's rows are sorted (:data:`LAYOUT`)."""
 DECISION_TTL = dt.timedelta(hours=24)
 """How long after its decision an impression may come and still be counted."""
 OPTIONAL = ("scene", "audience", "stage")
@@ -113,7 +115,7 @@ def write_partition(con, date: str, paths: list[str], out: str) -> int:
     if not paths:
         sql = EMPTY
     (rows,) = con.execute(
-        f"COPY (SELECT * FROM ({sql}) ORDER BY advertiser_id, h) TO"
+        f"COPY (SELECT * FROM ({sql}) ORDER BY {ORDER}) TO"
         f" '{out}' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 262144)").fetchone()
     return int(rows)
 

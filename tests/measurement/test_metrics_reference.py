@@ -36,7 +36,8 @@ class FilesLog:
         return list(self.paths)
 
 
-def _log(tmp_path, seed: int, *, mixed_schemas: bool) -> tuple[FilesLog, pa.Table, set]:
+def _log(tmp_path, seed: int, *, mixed_schemas: bool, targeting: bool = True
+         ) -> tuple[FilesLog, pa.Table, set]:
     rng = random.Random(seed)
     events, n = [], [0]
 
@@ -61,7 +62,7 @@ def _log(tmp_path, seed: int, *, mixed_schemas: bool) -> tuple[FilesLog, pa.Tabl
         camp = rng.choice(("c1", "c1", "c2", "c3"))
         ad = {"campaign_id": camp, "creative_id": f"{camp}-cr{rng.randint(1, 3)}",
               "placement_id": place, "device_type": dtype}
-        extra = {k: rng.choice((None, f"{k}{rng.randint(1, 2)}"))
+        extra = {k: rng.choice((None, f"{k}{rng.randint(1, 2)}")) if targeting else None
                  for k in ("scene", "audience", "stage")}
         known = rng.random() < 0.8
         for j in range(2 if rng.random() < 0.05 * (seed % 2) else 1):  # two decisions
@@ -150,10 +151,12 @@ BY = [[d] for d in DIMENSIONS] + [["day", "placement"], ["device_type", "creativ
     (6, False, {"people_twice": True}),  # a device twice in the identity graph
     (7, False, {"weak_hash": True}),  # request ids that share a hash are not one request;
     # and reach counted from sorted (cell, person) pairs rather than a matrix
+    (8, False, {"no_targeting": True}),  # no scene, audience or stage: one cell each
 ])
 def test_the_optimized_count_matches_the_reference(tmp_path, monkeypatch, seed, mixed, kw):
-    log, people, bots = _log(tmp_path, seed, mixed_schemas=mixed)
     kw = dict(kw)
+    log, people, bots = _log(tmp_path, seed, mixed_schemas=mixed,
+                             targeting=not kw.pop("no_targeting", False))
     if kw.pop("weak_hash", False):
         monkeypatch.setattr(served, "HASH", "length({})::BIGINT")
         monkeypatch.setattr(cells, "MATRIX_LIMIT", 0)
