@@ -120,7 +120,6 @@ def write_partition(con, date: str, paths: list[str], out: str) -> int:
     return int(rows)
 
 
-
 def _sources(events: list[tuple[str, int]], date: str) -> str:
     """The event files (ids) the served file of ``date`` is built from: ``date``'s and the
     day before's."""
