@@ -655,7 +655,15 @@ def events_compact(ctx: typer.Context, min_files: Annotated[int, typer.Option(
     """Merge small files (e.g. from HTTP ingest) into one sorted file per day, then join each
     changed day's impressions to their decisions (served files, which reports read)."""
     log = _log(ctx.obj)
-    n = log.compact(min_files)
+    with _progress() as bar:
+        task = bar.add_task("merging each day's files", total=None)
+
+        def day(date: str, done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total,
+                       description=f"joining the impressions of {date} to their decisions")
+
+        n = log.compact(min_files, progress=day)
+        bar.update(task, completed=bar.tasks[0].total or 0)
     ok, stale = log.served()
     console.print(f"merged {n:,} files; impressions joined to their decisions (served files)"
                   f" for {len(ok):,} of {len(ok) + len(stale):,} days")

@@ -30,7 +30,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -404,7 +404,8 @@ class ParquetEventLog:
 
     # --- maintenance -----------------------------------------------------------------------
 
-    def compact(self, min_files: int = 8, grace_s: float = 600.0) -> int:
+    def compact(self, min_files: int = 8, grace_s: float = 600.0,
+                progress: Callable[[str, int, int], None] | None = None) -> int:
         """Merge the files of each partition holding at least ``min_files`` files into one,
         sorted by (kind, device_id, ts) for fast reads. Returns the number of files merged.
 
@@ -446,14 +447,16 @@ class ParquetEventLog:
                     db.execute("COMMIT")
                 self._index.pop(("events", date), None)
                 merged += len(old)
-        self.build_served()
+        self.build_served(progress=progress)
         return merged
 
-    def build_served(self, dates: Iterable[str] | None = None) -> int:
+    def build_served(self, dates: Iterable[str] | None = None,
+                     progress: Callable[[str, int, int], None] | None = None) -> int:
         """Join the impressions of each day (ISO ``dates``, default all) whose served file
         is missing or stale to their decisions (:mod:`allscene.storage.served`); run by
-        :meth:`compact`. Returns the files written."""
-        return _served.build(self, dates)
+        :meth:`compact`. Returns the files written; ``progress(day, done, total)`` is
+        called before each day."""
+        return _served.build(self, dates, progress)
 
     def served(self, start: dt.date | None = None, end: dt.date | None = None
                ) -> tuple[list[str], list[str]]:

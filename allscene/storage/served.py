@@ -31,7 +31,7 @@ import datetime as dt
 import os
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 LAYOUT = "1"
 """The served files' columns and order (:data:`COLUMNS`; sorted by advertiser, then ``h``);
@@ -158,20 +158,24 @@ def fresh(log, start: dt.date | None = None, end: dt.date | None = None
     return ok, stale
 
 
-def build(log, dates: Iterable[str] | None = None) -> int:
+def build(log, dates: Iterable[str] | None = None,
+          progress: Callable[[str, int, int], None] | None = None) -> int:
     """(Re)write the served file of each stale day among ``dates`` (ISO; default: every
-    day of the log). Returns the number of files written.
+    day of the log). Returns the number of files written; ``progress(day, done, total)``
+    is called before each.
 
     The event files are listed before they are read and recorded as the file's sources,
     so events appended meanwhile leave the day stale rather than missing from it."""
     events, served = _state(log, None, None)
     ids = [(d, i) for d, i, _ in events]
     want = sorted({d for d, _, _ in events} if dates is None else set(dates))
+    todo = [d for d in want if (src := _sources(ids, d))
+            and not (d in served and served[d][0] == src)]
     written = 0
-    for date in want:
+    for date in todo:
+        if progress is not None:
+            progress(date, written, len(todo))
         src = _sources(ids, date)
-        if not src or (date in served and served[date][0] == src):
-            continue
         prev = (dt.date.fromisoformat(date) - dt.timedelta(days=1)).isoformat()
         paths = [str(log.root / p) for d, _, p in sorted(events) if d in (prev, date)]
         part = log.root / "served" / f"date={date}"

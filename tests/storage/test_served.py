@@ -66,7 +66,9 @@ def test_late_events_make_their_day_and_the_next_stale_until_rebuilt(tmp_path):
     late = ad_events([("ad_decision", "r2", "c1", 0.55, "p9")])
     log.append(late.set_column(0, "event_id", pa.array(["late-decision"])))
     assert log.served()[1] == ["2026-10-05", "2026-10-06"]  # not 10-07, two days on
-    assert log.build_served() == 2
+    calls = []
+    assert log.build_served(progress=lambda *a: calls.append(a)) == 2
+    assert calls == [("2026-10-05", 0, 2), ("2026-10-06", 1, 2)]
     assert served_rows(log)["ad_impression-2"]["account_id"] == "p9"
 
 
