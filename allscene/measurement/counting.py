@@ -172,12 +172,23 @@ def open_events(con, paths: list[str], advertiser: str, end: dt.datetime
     return src, opts
 
 
+_FLAGS = (
+    " LEFT JOIN (SELECT DISTINCT request_id FROM clk WHERE invalid IS NULL) k"
+    "  ON k.request_id = i.request_id"
+    " LEFT JOIN (SELECT request_id, "
+    + ", ".join(f"count(*) FILTER (WHERE conversion_type = '{t}') conv_{t}"
+                for t in CONVERSION_TYPES)
+    + ", count(*) FILTER (WHERE via = 'view') view_through FROM conv GROUP BY request_id) cv"
+    "  ON cv.request_id = i.request_id"
+    " LEFT JOIN ret r ON r.request_id = i.request_id")
+"""What an impression ``i`` earned: ``k`` (a counted click), ``cv`` (attributed conversions
+by type, and view-through ones), ``r`` (retention of its activation)."""
+
+
 def _views(con, p: dict[str, Any]) -> None:
     """Views ``pno`` (people numbered) and ``facts`` (one row per counted impression in the
     window, as the counted SQL tables had them), for other measures."""
     win = "{t}ts >= " + _lit(p["start"]) + " AND {t}ts < " + _lit(p["end"])
-    types = ", ".join(f"count(*) FILTER (WHERE conversion_type = '{t}') conv_{t}"
-                      for t in CONVERSION_TYPES)
     con.execute(  # for other measures; measure() counts from imp and fact_flags()
         "CREATE TEMP VIEW pno AS SELECT person, (row_number() OVER (ORDER BY person) - 1)"
         "::INTEGER pid FROM (SELECT DISTINCT person FROM imp WHERE invalid IS NULL AND"
@@ -193,13 +204,7 @@ def _views(con, p: dict[str, Any]) -> None:
         " coalesce(cv.conv_purchase, 0) conv_purchase,"
         " coalesce(cv.view_through, 0) view_through,"
         " r.d1::INT retained_1d, r.d7::INT retained_7d"
-        " FROM imp i"
-        " LEFT JOIN (SELECT DISTINCT request_id FROM clk WHERE invalid IS NULL) k"
-        "  ON k.request_id = i.request_id"
-        f" LEFT JOIN (SELECT request_id, {types},"
-        "  count(*) FILTER (WHERE via = 'view') view_through FROM conv GROUP BY request_id) cv"
-        "  ON cv.request_id = i.request_id"
-        " LEFT JOIN ret r ON r.request_id = i.request_id"
+        " FROM imp i" + _FLAGS +
         " LEFT JOIN media_in m ON m.placement_id = i.placement_id"
         " LEFT JOIN pno pn ON pn.person = i.person"
         f" WHERE i.invalid IS NULL AND {win.format(t='i.')}")
@@ -369,18 +374,10 @@ def fact_flags(con, start: dt.datetime, end: dt.datetime) -> pa.Table:
     as Arrow: ``idx`` (the row of ``imp``), ``clicked``, ``conv_<type>``, ``view_through``,
     ``d1`` and ``d7`` (NULL: no attributed activation). Every other counted impression has
     none of these."""
-    types = ", ".join(f"count(*) FILTER (WHERE conversion_type = '{t}') conv_{t}"
-                      for t in CONVERSION_TYPES)
     return con.execute(
         "SELECT i.idx, k.request_id IS NOT NULL clicked, "
         + ", ".join(f"cv.conv_{t}" for t in CONVERSION_TYPES) + ", cv.view_through,"
-        " r.d1, r.d7 FROM imp_small i"
-        " LEFT JOIN (SELECT DISTINCT request_id FROM clk WHERE invalid IS NULL) k"
-        "  ON k.request_id = i.request_id"
-        f" LEFT JOIN (SELECT request_id, {types},"
-        "  count(*) FILTER (WHERE via = 'view') view_through FROM conv GROUP BY request_id) cv"
-        "  ON cv.request_id = i.request_id"
-        " LEFT JOIN ret r ON r.request_id = i.request_id"
+        " r.d1, r.d7 FROM imp_small i" + _FLAGS +
         " WHERE i.invalid IS NULL AND i.ts >= $start AND i.ts < $end"
         " AND (k.request_id IS NOT NULL OR cv.request_id IS NOT NULL"
         " OR r.request_id IS NOT NULL) ORDER BY i.idx",
