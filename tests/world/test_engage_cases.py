@@ -9,17 +9,14 @@ import datetime as dt
 
 import duckdb
 import pytest
-from typer.testing import CliRunner
 
-from allscene.cli import app
 from allscene.config import Settings
 from allscene.engagement.service import build_engagement
-from allscene.events.ingest import Ingestor
 from allscene.measurement.activities import activity_metrics, conversion_rates, reconcile
 from allscene.storage import ParquetEventLog
 from allscene.storage.tables import TableStore
-from allscene.world import generate
 from allscene.world.replay import CASES_DIR, load_cases
+from tests.world.small_replay import log_source, replay_small_world
 
 ACTIVITIES = {"kfc": ("kfc_envelopes", {"envelope", "draw"}),
               "buick": ("buick_badges", {"badge"}),
@@ -32,19 +29,8 @@ CASES = [CASES_DIR / f"{c}.yaml" for c in ACTIVITIES]
 @pytest.fixture(scope="module")
 def replayed(tmp_path_factory) -> Settings:
     """2,000 people from 8 October: the activities' week (12-18 October) and days before."""
-    data = tmp_path_factory.mktemp("engage")
-    settings = Settings(data_dir=data)
-    generate(settings.world_dir, people=2000, days=11, seed=3, start=dt.date(2026, 10, 8),
-             batch_people=1000, workers=2)
-    ing = Ingestor(ParquetEventLog(settings.log_dir))
-    for f in sorted((settings.world_dir / "events").glob("*.parquet")):
-        ing.import_file(f)
-    run = CliRunner()
-    for args in (["identity", "build"], ["tags", "build"],
-                 ["cases", "replay", *map(str, CASES)]):
-        r = run.invoke(app, ["--data", str(data), *args])
-        assert r.exit_code == 0, r.output
-    return settings
+    return replay_small_world(tmp_path_factory.mktemp("engage"), CASES, people=2000,
+                              seed=3)
 
 
 def _people(settings: Settings):
@@ -52,8 +38,7 @@ def _people(settings: Settings):
         ["device_id", "person_id"])
 
 
-def _log(settings: Settings) -> str:
-    return f"read_parquet('{settings.log_dir}/events/**/*.parquet', union_by_name=true)"
+_log = log_source
 
 
 def test_every_activity_had_players_who_did_what_it_offers(replayed):

@@ -6,24 +6,18 @@ of the homes its audience holds (and never a home where anyone opted out)."""
 
 from __future__ import annotations
 
-import datetime as dt
-
 import duckdb
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from typer.testing import CliRunner
 
 from allscene.audiences.households import household_screens
 from allscene.audiences.service import Audiences
 from allscene.audiences.store import AudienceStore
-from allscene.cli import app
 from allscene.config import Settings
-from allscene.events.ingest import Ingestor
-from allscene.storage import ParquetEventLog
-from allscene.world import generate
 from allscene.world.case_truth import world_claims
 from allscene.world.replay import CASES_DIR
+from tests.world.small_replay import log_source, replay_small_world
 
 CASES = [CASES_DIR / "intel.yaml", CASES_DIR / "budweiser.yaml"]
 
@@ -31,23 +25,11 @@ CASES = [CASES_DIR / "intel.yaml", CASES_DIR / "budweiser.yaml"]
 @pytest.fixture(scope="module")
 def replayed(tmp_path_factory) -> Settings:
     """1,200 people from 8 October: the flights (12-18 October) and a few days before."""
-    data = tmp_path_factory.mktemp("intel_bud")
-    settings = Settings(data_dir=data)
-    generate(settings.world_dir, people=1200, days=11, seed=5, start=dt.date(2026, 10, 8),
-             batch_people=600, workers=2)
-    ing = Ingestor(ParquetEventLog(settings.log_dir))
-    for f in sorted((settings.world_dir / "events").glob("*.parquet")):
-        ing.import_file(f)
-    run = CliRunner()
-    for args in (["identity", "build"], ["tags", "build"],
-                 ["cases", "replay", *map(str, CASES)]):
-        r = run.invoke(app, ["--data", str(data), *args])
-        assert r.exit_code == 0, r.output
-    return settings
+    return replay_small_world(tmp_path_factory.mktemp("intel_bud"), CASES, people=1200,
+                              seed=5)
 
 
-def _log(settings: Settings) -> str:
-    return f"read_parquet('{settings.log_dir}/events/**/*.parquet', union_by_name=true)"
+_log = log_source
 
 
 def test_resident_targeting_reaches_more_true_residents_than_ip_location(replayed):
