@@ -624,7 +624,7 @@ class FilesLog:
         after compaction) unless it is there; returns the seconds it took."""
         t0 = time.perf_counter()
         mark = self.root / "served" / "layout"
-        if (mark.read_text() if mark.exists() else None) != served.LAYOUT:
+        if (mark.read_text() if mark.exists() else None) != served.layout():
             shutil.rmtree(self.root / "served", ignore_errors=True)
         con = connect()
         for d in sorted(self.by_date):
@@ -637,7 +637,7 @@ class FilesLog:
             write_partition(con, d, self.files("events", dt.date.fromisoformat(prev),
                                                dt.date.fromisoformat(d)), str(tmp))
             tmp.rename(out)
-        mark.write_text(served.LAYOUT)
+        mark.write_text(served.layout())
         con.close()
         return time.perf_counter() - t0
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
@@ -46,6 +47,15 @@ def _encode(col: pa.ChunkedArray) -> tuple[np.ndarray, list]:
     """Each value's number (int32) and the values (the last: None, for NULL)."""
     if col.null_count == len(col):  # a column no row has (e.g. no campaign has stages)
         return np.zeros(len(col), np.int32), [None]
+    if pa.types.is_dictionary(col.type):  # numbered already (the served files')
+        col = col.unify_dictionaries()
+        values = col.chunks[0].dictionary.to_pylist() if col.num_chunks else []
+        if not values or values[-1] is not None:
+            values.append(None)  # NULL: the last value (ServedColumns' have it)
+        idx = pa.chunked_array([c.indices for c in col.chunks], col.type.index_type)
+        if idx.null_count:
+            idx = pc.fill_null(idx, len(values) - 1)
+        return idx.to_numpy().astype(np.int32, copy=False), values
     enc = pc.dictionary_encode(col)  # Arrow gives every chunk the whole dictionary
     chunks = enc.chunks
     if len({len(c.dictionary) for c in chunks}) > 1 \
@@ -59,21 +69,20 @@ def _encode(col: pa.ChunkedArray) -> tuple[np.ndarray, list]:
 
 
 def _number_people(imp: pa.Table) -> tuple[np.ndarray, int]:
-    """Each row's person numbered ``0 .. P - 1`` (the last: NULL, if any), and ``P``.
+    """Each row's person numbered ``0 .. P - 1``, and ``P``.
 
-    From ``ph``, a 64-bit hash of the person, when ``imp`` has it (integers are numbered in
-    a third of the time strings take), checked with ``ph2``, another hash of the person:
-    should two people share ``ph``, their ``ph2`` differ (but for a chance near 2^-126)
-    and the people are numbered from their ids instead."""
-    if "ph2" not in imp.column_names:
-        idx, people = _encode(imp["person"])
-        return idx, len(people)
+    People are known by two 63-bit hashes of their ids, ``ph`` and ``ph2`` (which two
+    people share by a chance near 2^-126): numbered from ``ph`` (integers are numbered in a
+    third of the time strings take), checked with ``ph2``; should two people share ``ph``,
+    their ``ph2`` differ and the pairs are numbered instead."""
     idx, hashes = _encode(imp["ph"])
     other = pc.fill_null(imp["ph2"], 0).to_numpy()
     first = np.zeros(len(hashes), other.dtype)
     first[idx] = other  # one of each number's rows: all must agree
     if not np.array_equal(first[idx], other):
-        idx, hashes = _encode(imp["person"])
+        pairs = np.stack([pc.fill_null(imp["ph"], 0).to_numpy(), other], axis=1)
+        people, idx = np.unique(pairs, axis=0, return_inverse=True)
+        return idx.reshape(-1).astype(np.int32), len(people)
     return idx, len(hashes)
 
 
@@ -98,6 +107,9 @@ class Facts:
         Which rows of ``imp`` are counted (valid, in the window).
     media
         Placement id -> medium; other placements are ``other``.
+    columns
+        A column of ``imp`` by name (default: ``imp``'s own; the breakdown columns may come
+        from elsewhere: :class:`~allscene.measurement.dictionaries.ServedColumns`).
 
     Notes
     -----
@@ -106,8 +118,10 @@ class Facts:
     """
 
     def __init__(self, imp: pa.Table, counted: np.ndarray,
-                 media: dict[str, str] | None = None):
+                 media: dict[str, str] | None = None,
+                 columns: Callable[[str], pa.Array | pa.ChunkedArray] | None = None):
         self.imp, self.media = imp, media or {}
+        self.column = columns or imp.column
         self.out = np.flatnonzero(~counted)  # few
         self.n = len(counted) - len(self.out)
         self._pid: tuple[np.ndarray, int] | None = None
@@ -185,7 +199,7 @@ class Facts:
             return _ranked(idx, ["other" if v is None else self.media.get(v, "other")
                                  for v in values])
         idx, values = self._placements() if dim == "placement" \
-            else _encode(self.imp[COLUMNS[dim]])
+            else _encode(self.column(COLUMNS[dim]))
         values = list(values)
         if dim in FILL:
             values[-1] = FILL[dim]  # NULL is shown as (not targeted), (no stage)
@@ -196,7 +210,7 @@ class Facts:
         both ``placement`` and ``medium``)."""
         with self._lock:  # placement and medium are numbered on two threads at once
             if self._placement_idx is None:
-                self._placement_idx = _encode(self.imp["placement_id"])
+                self._placement_idx = _encode(self.column("placement_id"))
         return self._placement_idx
 
     def _cells(self, dims: list[str]) -> tuple[np.ndarray, list[tuple]]:

@@ -4,14 +4,17 @@
 decision (from the log's served files, where they are up to date, else joined as the event
 files are read: :mod:`allscene.storage.served`), the identity graph and the bot list, and
 keeps the result as one Arrow table, ``imp``; nothing reads the impressions from the files
-again. The rest follows from it:
+again. A request and a person are known there by two 63-bit hashes of their ids (``h, h2``
+and ``ph, ph2``; :data:`~allscene.storage.served.HASH`, :data:`~allscene.storage.served.
+HASH2`), which two ids share by a chance near 2^-126: the ids themselves, most of what
+there is to read, are not read (unless asked, for other measures). The rest follows:
 
-* replayed impressions (several of one request) are found from the 64-bit hashes of the
-  request ids (sorted: equal neighbours are candidates) and ranked by the ids themselves,
-  so only the few candidates are sorted and a hash collision only adds a candidate;
+* replayed impressions (several of one request) are found from the first hashes (sorted:
+  equal neighbours are candidates, so only the few candidates are ranked, by time; the
+  event ids that break a tie are fetched for the tied rows alone);
 * a request with several ``ad`` decisions (which the delivery engine never writes) shows
-  as one impression found twice; only then is the query sent again with the earliest
-  decision of each request, as the rules say;
+  as one impression found twice (one row of the files, ``loc``, twice); only then is the
+  query sent again with the earliest decision of each request, as the rules say;
 * clicks and conversions (a few per cent of the events) look impressions up in
   ``imp_small``, the counted impressions they can refer to, rather than in all of them.
 
@@ -30,8 +33,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from allscene.measurement.dictionaries import DIMS, ServedColumns
 from allscene.storage import served as _served
-from allscene.storage.served import EMPTY, day_range, served_sql
+from allscene.storage.served import EMPTY, LOC, day_range, served_sql
 
 _LOCAL = "make_timestamp(epoch_us({ts}) + 28800000000)"
 """Local time (UTC+8) of a TIMESTAMPTZ as a plain TIMESTAMP: epoch arithmetic, not the ICU
@@ -100,12 +104,20 @@ def source(con, paths: list[str]) -> tuple[str, dict[str, str]]:
     return f"read_parquet({files}, {how})", opts
 
 
+def _keys(col: str, name: str = "h") -> str:
+    """The two hashes of ``col`` as ``name`` and ``name`` 2 (a request's, a person's)."""
+    return (f"{_served.HASH.format(col)} {name}, {_served.HASH2.format(col)} {name}2")
+
+
 def count_events(con, paths: list[str], p: dict[str, Any],
-                 then: Callable[[pa.Table], Any] | None = None) -> pa.Table:
+                 then: Callable[[pa.Table, Callable[[str], Any]], Any] | None = None,
+                 ids: bool = False
+                 ) -> pa.Table:
     """Fill ``con`` with the counted events (see :func:`allscene.measurement.metrics.counted`):
     the view ``ad`` over the files, temp tables ``ad_clk``, ``ad_conv`` (with the converting
     ``person``), ``clk``, ``conv`` and ``ret``, the impressions ``imp`` and ``imp_small``
-    (Arrow tables; ``imp`` is also returned), and the views ``pno`` and ``facts``.
+    (Arrow tables; ``imp`` is also returned), and, with ``ids``, the views ``pno`` and
+    ``facts``.
 
     Parameters
     ----------
@@ -120,31 +132,40 @@ def count_events(con, paths: list[str], p: dict[str, Any],
         ``None``: every day), as :meth:`allscene.storage.ParquetEventLog.served` gives them.
     then
         Called with ``imp`` as soon as it is counted, before the clicks and conversions
-        (work that needs only the impressions can start there, beside DuckDB's).
+        (work that needs only the impressions can start there, beside DuckDB's), and a
+        function that gives a column of ``imp`` by name, whole (without ``ids``, the
+        breakdown columns of the rows of served files are NULL in ``imp`` and read from the
+        files: :class:`~allscene.measurement.dictionaries.ServedColumns`).
+    ids
+        Keep each impression's ``request_id``, ``event_id`` and ``person`` (other measures
+        join them; the figures of a report need only their hashes).
 
     Returns
     -------
     pyarrow.Table
         ``imp``: every impression of the campaigns from ``start`` (less the attribution
-        look-back) to ``end``, its ``person``, ``lh`` (:data:`LOCAL_HOUR`), ``invalid``
-        (NULL: counted) and ``idx`` (its row number).
+        look-back) to ``end``: ``h, h2`` (its request), ``ph, ph2`` (its person), ``lh``
+        (:data:`LOCAL_HOUR`), ``loc`` (its row in the files), ``invalid`` (NULL: counted)
+        and ``idx`` (its row number).
     """
     src, opts = open_events(con, paths, p["adv"], p["end"])
     con.execute("CREATE TEMP TABLE ad_clk AS SELECT request_id, ts, event_id, device_id,"
-                " campaign_id FROM ad WHERE kind = 'ad_click'")
+                f" campaign_id, {_keys('request_id')} FROM ad WHERE kind = 'ad_click'")
     con.execute(  # the identity graph of the converting devices only: few of its rows
-        "CREATE TEMP TABLE ad_conv AS WITH c AS MATERIALIZED (SELECT event_id, ts, request_id,"
-        " device_id, conversion_type FROM ad WHERE kind = 'ad_conversion')"
+        "CREATE TEMP TABLE ad_conv AS SELECT *, " + _keys("request_id") + ", "
+        + _keys("person", "ph") + " FROM (WITH c AS MATERIALIZED (SELECT event_id, ts,"
+        " request_id, device_id, conversion_type FROM ad WHERE kind = 'ad_conversion')"
         f" SELECT c.*, {_CONV_PERSON} person FROM c LEFT JOIN (SELECT device_id, person_id"
         " FROM people_in WHERE device_id IN (SELECT device_id FROM c)) pe"
-        " ON pe.device_id = c.device_id")
-    imp = _impressions(con, src, opts, p)
+        " ON pe.device_id = c.device_id)")
+    imp = _impressions(con, src, opts, p, ids)
     con.register("imp", imp)
     _small(con, imp)
     if then is not None:
-        then(imp)
+        then(imp, imp.column if ids else ServedColumns(imp, p.get("served") or []))
     _clicks_and_conversions(con, p)
-    _views(con, p)
+    if ids:
+        _views(con, p)
     return imp
 
 
@@ -156,7 +177,8 @@ def open_events(con, paths: list[str], advertiser: str, end: dt.datetime
     if paths:
         src, opts = source(con, paths)
     else:
-        con.execute("CREATE TEMP TABLE no_events (kind VARCHAR, event_id VARCHAR,"
+        con.execute("CREATE TEMP TABLE no_events (file_index UBIGINT, file_row_number"
+                    " BIGINT, kind VARCHAR, event_id VARCHAR,"
                     " ts TIMESTAMPTZ, device_id VARCHAR, device_type VARCHAR,"
                     " request_id VARCHAR, placement_id VARCHAR, campaign_id VARCHAR,"
                     " creative_id VARCHAR, outcome VARCHAR, account_id VARCHAR, cost DOUBLE,"
@@ -173,14 +195,14 @@ def open_events(con, paths: list[str], advertiser: str, end: dt.datetime
 
 
 _FLAGS = (
-    " LEFT JOIN (SELECT DISTINCT request_id FROM clk WHERE invalid IS NULL) k"
-    "  ON k.request_id = i.request_id"
-    " LEFT JOIN (SELECT request_id, "
+    " LEFT JOIN (SELECT DISTINCT h, h2 FROM clk WHERE invalid IS NULL) k"
+    "  ON k.h = i.h AND k.h2 = i.h2"
+    " LEFT JOIN (SELECT h, h2, "
     + ", ".join(f"count(*) FILTER (WHERE conversion_type = '{t}') conv_{t}"
                 for t in CONVERSION_TYPES)
-    + ", count(*) FILTER (WHERE via = 'view') view_through FROM conv GROUP BY request_id) cv"
-    "  ON cv.request_id = i.request_id"
-    " LEFT JOIN ret r ON r.request_id = i.request_id")
+    + ", count(*) FILTER (WHERE via = 'view') view_through FROM conv GROUP BY h, h2) cv"
+    "  ON cv.h = i.h AND cv.h2 = i.h2"
+    " LEFT JOIN ret r ON r.h = i.h AND r.h2 = i.h2")
 """What an impression ``i`` earned: ``k`` (a counted click), ``cv`` (attributed conversions
 by type, and view-through ones), ``r`` (retention of its activation)."""
 
@@ -198,7 +220,7 @@ def _views(con, p: dict[str, Any]) -> None:
         " i.placement_id, coalesce(m.medium, 'other') medium, i.device_type, i.creative_id,"
         " i.scene, i.audience, i.stage,"
         f" {DAY.format(ts='i.ts')} AS day, {HOUR.format(ts='i.ts')} AS hour,"
-        " i.cost, (k.request_id IS NOT NULL)::INT clicked,"
+        " i.cost, (k.h IS NOT NULL)::INT clicked,"
         " coalesce(cv.conv_lead, 0) conv_lead,"
         " coalesce(cv.conv_activation, 0) conv_activation,"
         " coalesce(cv.conv_purchase, 0) conv_purchase,"
@@ -210,7 +232,14 @@ def _views(con, p: dict[str, Any]) -> None:
         f" WHERE i.invalid IS NULL AND {win.format(t='i.')}")
 
 
-def _impressions(con, src: str, opts: dict[str, str], p: dict[str, Any]) -> pa.Table:
+_READ = ("loc", "h", "h2", "ts", "device_id", "device_type", "placement_id", "campaign_id",
+         "creative_id", "cost", "d_cost", "d_ts", "account_id", "scene", "audience", "stage")
+"""The columns of the served rows (:data:`~allscene.storage.served.COLUMNS`, and ``loc``)
+a count reads; with the ids, also ``request_id`` and ``event_id``."""
+
+
+def _impressions(con, src: str, opts: dict[str, str], p: dict[str, Any],
+                 ids: bool = False) -> pa.Table:
     """The impressions, each with its decision's person and fields, and why it is not
     counted (``invalid``): a known bot device, no ``ad`` decision of its campaign in the 24 h
     before it (:mod:`allscene.storage.served`), or a replay (not the first of its request by
@@ -220,10 +249,8 @@ def _impressions(con, src: str, opts: dict[str, str], p: dict[str, Any]) -> pa.T
     files, ``p["served"]``) and joins the impressions of the days without an up-to-date one
     (``p["stale"]``; ``None``: every day) to their decisions itself, then joins the identity
     graph (only where the decision names no person, when each device has one person there)
-    and the bot list. Replays are found from the 64-bit hashes of the request ids: sorted,
-    equal neighbours are the candidates, ranked by the request ids themselves (a collision
-    only adds a candidate). An impression found twice (a request with several decisions)
-    sends the query again with the earliest decision of each impression."""
+    and the bot list. An impression found twice (a request with several decisions: one
+    ``loc`` twice) sends the query again with the earliest decision of each impression."""
     camps = "(" + ", ".join(_lit(c) for c in p["camps"]) + ")"
     lo = p["start"] - dt.timedelta(seconds=max(p["view_s"], p["click_s"]))
     mine = f"advertiser_id = {_lit(p['adv'])} AND campaign_id IN {camps}"
@@ -233,47 +260,73 @@ def _impressions(con, src: str, opts: dict[str, str], p: dict[str, Any]) -> pa.T
     pe_key = "CASE WHEN i.account_id IS NULL THEN i.device_id END" if n_pe == n_dev \
         else "i.device_id"  # a device twice in the graph: every impression joins twice
     stale, served = p.get("stale"), p.get("served") or []
+    files = f"read_parquet([{', '.join(_lit(f) for f in served)}], hive_partitioning=false)"
+    days = None if not (stale is None or stale) else \
+        "TRUE" if stale is None else day_range(stale)
+    cols = _READ + (("request_id", "event_id") if ids else ())
+    from_files = ", ".join(  # the breakdown columns of served rows: read from their files
+        f"NULL::VARCHAR {c}" if c in DIMS and not ids else c for c in cols)
     for earliest in (False, True):
-        parts = [f"SELECT * FROM read_parquet([{', '.join(_lit(f) for f in served)}],"
-                 f" hive_partitioning=false) WHERE {mine} AND {window}"] if served else []
-        if stale is None or stale:
-            days = "TRUE" if stale is None else day_range(stale)
+        parts = [f"SELECT *, {LOC.format('file_index')} loc FROM {files}"
+                 f" WHERE {mine} AND {window}"] if served else []
+        if days is not None:
             prev = "TRUE" if stale is None else day_range(
                 {(dt.date.fromisoformat(d) - dt.timedelta(days=1)).isoformat() for d in stale}
                 | set(stale))
             parts.append(served_sql(src, impressions=f"{mine} AND {window} AND {days}",
                                     decisions=f"{mine} AND {prev}", earliest=earliest,
-                                    optional=[n for n, e in opts.items() if e == n]))
+                                    optional=[n for n, e in opts.items() if e == n],
+                                    locate=len(served)))
+        rows = " UNION ALL ".join(
+            f"(SELECT {from_files if served and k == 0 else ', '.join(cols)} FROM ({x}))"
+            for k, x in enumerate(parts)) \
+            or f"SELECT {', '.join(cols)} FROM ({EMPTY}), (SELECT NULL::BIGINT loc)"
         imp = con.sql(  # not execute(): sql() converts the rows to Arrow in parallel
-            f"SELECT *, {_served.HASH.format('person')} ph, hash('#' || person) ph2 FROM ("
-            f"SELECT i.request_id, i.h, i.ts,"
-            f" {LOCAL_HOUR} lh, i.event_id, i.device_type, i.placement_id, i.campaign_id,"
-            " i.creative_id, coalesce(i.cost, i.d_cost, 0) AS cost, i.scene, i.audience,"
-            " i.stage, coalesce(i.account_id, pe.person_id, 'device:' || i.device_id) person,"
+            f"SELECT *{'' if ids else ' EXCLUDE (person)'}, {_keys('person', 'ph')} FROM ("
+            f"SELECT i.loc, i.h, i.h2, i.ts, {LOCAL_HOUR} lh, i.device_type, i.placement_id,"
+            " i.campaign_id, i.creative_id, coalesce(i.cost, i.d_cost, 0) AS cost, i.scene,"
+            " i.audience, i.stage,"
+            " coalesce(i.account_id, pe.person_id, 'device:' || i.device_id) person,"
             " b.device_id IS NOT NULL bot, i.d_ts IS NOT NULL decided"
-            f" FROM ({' UNION ALL '.join(f'({x})' for x in parts) or EMPTY}) i"
-            f" LEFT JOIN people_in pe ON pe.device_id = {pe_key}"
+            f"{', i.request_id, i.event_id' if ids else ''}"
+            f" FROM ({rows}) i LEFT JOIN people_in pe ON pe.device_id = {pe_key}"
             " LEFT JOIN bots_in b ON b.device_id = i.device_id)").to_arrow_table()
         imp = imp.append_column("idx", pa.array(np.arange(imp.num_rows, dtype=np.int64)))
         h = imp["h"].to_numpy()
         sh = np.sort(h, kind="stable")  # runs sorted by file: merged
         twice = sh[1:][sh[1:] == sh[:-1]]  # few, sorted
         twice = twice[np.r_[True, twice[1:] != twice[:-1]]] if len(twice) else twice
-        cand = _take(imp.select(["idx", "request_id", "ts", "event_id"]), _rows_of(h, twice))
-        con.register("cand", cand)
-        rn = con.execute(
-            "SELECT idx, dense_rank() OVER (PARTITION BY request_id ORDER BY ts, event_id) rn,"
-            " count(*) OVER (PARTITION BY request_id, event_id) n FROM cand").to_arrow_table()
-        con.unregister("cand")
-        if (pc.max(rn["n"]).as_py() or 0) < 2:
+        cand = _take(imp.select(["idx", "loc", "h", "h2", "ts"]
+                                + (["event_id"] if ids else [])), _rows_of(h, twice))
+        loc = np.sort(cand["loc"].to_numpy())
+        if earliest or not (loc[1:] == loc[:-1]).any():
             break
+    con.register("cand", cand)
+    if not ids:  # the event ids of the rows tied on time, the only ones they rank
+        tied = con.execute("SELECT DISTINCT h FROM cand GROUP BY h, h2, ts"
+                           " HAVING count(*) > 1").to_arrow_table()
+        con.register("tied", tied)
+        found = [f"SELECT {LOC.format('file_index')} loc, event_id FROM {files}"
+                 f" WHERE {mine} AND h IN (SELECT h FROM tied)"] if served else []
+        if days is not None:
+            found.append(
+                f"SELECT {LOC.format(f'file_index + {len(served)}')} loc, event_id FROM {src}"
+                f" WHERE kind = 'ad_impression' AND {mine} AND {window} AND {days}"
+                f" AND {_served.HASH.format('request_id')} IN (SELECT h FROM tied)")
+        con.register("cand", con.sql(
+            "SELECT c.*, e.event_id FROM cand c LEFT JOIN ("
+            + (" UNION ALL ".join(found) if found and tied.num_rows
+               else "SELECT NULL::BIGINT loc, NULL::VARCHAR event_id WHERE FALSE")
+            + ") e ON e.loc = c.loc").to_arrow_table())
+    rn = con.execute("SELECT idx, dense_rank() OVER (PARTITION BY h, h2 ORDER BY ts, event_id)"
+                     " rn FROM cand").to_arrow_table()
+    con.unregister("cand")
     code = np.full(imp.num_rows, -1, np.int8)  # the first rule that applies, as in SQL CASE
     code[pc.filter(rn["idx"], pc.greater(rn["rn"], 1)).to_numpy()] = 2
     code[~imp["decided"].to_numpy()] = 1
     code[imp["bot"].to_numpy()] = 0
     invalid = pc.take(pa.array(INVALID_IMPRESSION), pa.array(code, mask=code < 0))
     return imp.append_column("invalid", invalid)
-
 
 
 def _rows_of(h: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -303,38 +356,38 @@ def _take(table: pa.Table, rows: np.ndarray) -> pa.Table:
 
 def _small(con, imp: pa.Table) -> None:
     """``imp_small``: the counted impressions a click or a conversion names, and those of
-    the people who converted (for view-through), picked by the hashes of the request ids
-    and of the people (a collision only adds a row the joins then drop)."""
+    the people who converted (for view-through), picked by the first hashes of the
+    requests and of the people (a collision only adds a row the joins then drop)."""
     ids, who = (np.sort(con.execute(q).fetchnumpy()["h"]) for q in (
-        f"SELECT DISTINCT {_served.HASH.format('request_id')} h FROM (SELECT request_id FROM ad_clk"
-        " UNION ALL SELECT request_id FROM ad_conv) WHERE request_id IS NOT NULL",
-        f"SELECT DISTINCT {_served.HASH.format('person')} h FROM ad_conv"
-        " WHERE conversion_type <> 'retention'"))
+        "SELECT DISTINCT h FROM (SELECT request_id, h FROM ad_clk UNION ALL"
+        " SELECT request_id, h FROM ad_conv) WHERE request_id IS NOT NULL",
+        "SELECT DISTINCT ph h FROM ad_conv WHERE conversion_type <> 'retention'"))
     rows = np.union1d(_rows_of(imp["h"].to_numpy(), ids), _rows_of(imp["ph"].to_numpy(), who))
     rows = rows[pc.is_null(imp["invalid"]).to_numpy(zero_copy_only=False)[rows]]
-    con.register("imp_small", _take(imp.select(["request_id", "ts", "person", "idx", "invalid"]),
-                                    rows))  # by hash: a few too many at most
+    con.register("imp_small", _take(imp.select(["h", "h2", "ts", "ph", "ph2", "idx",
+                                                "invalid"]), rows))
 
 
 def _clicks_and_conversions(con, p: dict[str, Any]) -> None:
     """Temp tables ``clk`` (every click, ``invalid`` saying why one is not counted),
-    ``conv`` (attributed conversions, ``via`` click or view) and ``ret`` (per request with
-    an attributed activation: retained the next local day, within 7).
+    ``conv`` (attributed conversions, ``via`` click or view, of the request ``h, h2``) and
+    ``ret`` (per request with an attributed activation: retained the next local day,
+    within 7).
 
-    They look impressions up in ``imp_small`` (:func:`_small`), so the impressions are
-    read once here rather than once per table."""
+    They look impressions up in ``imp_small`` (:func:`_small`) by the hashes of the request
+    and of the person, so the impressions are read once here rather than once per table."""
     camps = "(" + ", ".join(_lit(c) for c in p["camps"]) + ")"
     con.execute(
-        "CREATE TEMP TABLE clk AS SELECT c.request_id, c.ts, c.event_id,"
+        "CREATE TEMP TABLE clk AS SELECT c.request_id, c.h, c.h2, c.ts, c.event_id,"
         " CASE WHEN b.device_id IS NOT NULL THEN 'known bot device'"
-        "  WHEN i.request_id IS NULL THEN 'no counted impression'"
+        "  WHEN i.h IS NULL THEN 'no counted impression'"
         "  WHEN c.rn > 1 THEN 'duplicate'"
         "  WHEN epoch(c.ts) - epoch(i.ts) < $min_click THEN 'too fast'"
         "  WHEN h.n > $per_hour THEN 'too many clicks from one device in an hour' END invalid"
         " FROM (SELECT *, row_number() OVER (PARTITION BY request_id ORDER BY ts, event_id) rn"
         f"  FROM ad_clk WHERE campaign_id IN {camps}) c"
-        " LEFT JOIN (SELECT request_id, ts FROM imp_small WHERE invalid IS NULL) i"
-        "  ON i.request_id = c.request_id"
+        " LEFT JOIN (SELECT h, h2, ts FROM imp_small WHERE invalid IS NULL) i"
+        "  ON i.h = c.h AND i.h2 = c.h2"  # no request id: the hashes of NULL, no counted one
         " LEFT JOIN (SELECT device_id, date_trunc('hour', ts) hr, count(*) n FROM ad_clk"
         "  GROUP BY ALL) h"
         "  ON h.device_id = c.device_id AND h.hr = date_trunc('hour', c.ts)"
@@ -342,31 +395,33 @@ def _clicks_and_conversions(con, p: dict[str, Any]) -> None:
         {"min_click": p["min_click"], "per_hour": p["per_hour"]})
     con.execute(
         "CREATE TEMP TABLE conv AS"
-        " WITH cv AS (SELECT c.event_id, c.ts, c.request_id, c.conversion_type, c.person"
+        " WITH cv AS (SELECT c.event_id, c.ts, c.request_id, c.conversion_type, c.ph, c.ph2"
         "  FROM ad_conv c WHERE c.conversion_type <> 'retention'"
         "  AND c.ts >= $start AND c.ts < $end),"
-        " ct AS (SELECT cv.event_id, cv.ts, cv.conversion_type, k.request_id, 'click' via"
-        "  FROM cv JOIN (SELECT request_id, ts FROM clk WHERE invalid IS NULL) k"
+        " ct AS (SELECT cv.event_id, cv.ts, cv.conversion_type, k.h, k.h2, 'click' via"
+        "  FROM cv JOIN (SELECT request_id, h, h2, ts FROM clk WHERE invalid IS NULL) k"
         "  ON k.request_id = cv.request_id"
         "  AND epoch(cv.ts) - epoch(k.ts) BETWEEN 0 AND $click_s),"
         " vt AS (SELECT cv.event_id, cv.ts, cv.conversion_type,"
-        "  arg_max(i.request_id, i.ts) request_id, 'view' via FROM cv"
-        "  JOIN (SELECT request_id, person, ts FROM imp_small WHERE invalid IS NULL) i"
-        "  ON i.person = cv.person AND epoch(cv.ts) - epoch(i.ts) BETWEEN 0 AND $view_s"
+        "  arg_max({'h': i.h, 'h2': i.h2}, i.ts) k FROM cv"
+        "  JOIN (SELECT h, h2, ph, ph2, ts FROM imp_small WHERE invalid IS NULL) i"
+        "  ON i.ph = cv.ph AND i.ph2 = cv.ph2"
+        "  AND epoch(cv.ts) - epoch(i.ts) BETWEEN 0 AND $view_s"
         "  WHERE cv.event_id NOT IN (SELECT event_id FROM ct)"
         "  GROUP BY cv.event_id, cv.ts, cv.conversion_type)"
-        " SELECT * FROM ct UNION ALL SELECT * FROM vt",
+        " SELECT * FROM ct UNION ALL"
+        " SELECT event_id, ts, conversion_type, k.h, k.h2, 'view' FROM vt",
         {"start": p["start"], "end": p["end"], "click_s": p["click_s"], "view_s": p["view_s"]})
     con.execute(
-        "CREATE TEMP TABLE ret AS SELECT a.request_id,"
+        "CREATE TEMP TABLE ret AS SELECT a.h, a.h2,"
         " coalesce(bool_or(r.d = a.d + 1), false) d1,"  # no retention event: not retained
         " coalesce(bool_or(r.d BETWEEN a.d + 1 AND a.d + 7), false) d7"
-        f" FROM (SELECT request_id, min({DAY.format(ts='ts')}) AS d FROM conv"
-        "  WHERE conversion_type = 'activation' GROUP BY request_id) a"
-        " JOIN imp_small i ON i.request_id = a.request_id AND i.invalid IS NULL"
-        f" LEFT JOIN (SELECT c.person, {DAY.format(ts='c.ts')} AS d FROM ad_conv c"
+        f" FROM (SELECT h, h2, min({DAY.format(ts='ts')}) AS d FROM conv"
+        "  WHERE conversion_type = 'activation' GROUP BY h, h2) a"
+        " JOIN imp_small i ON i.h = a.h AND i.h2 = a.h2 AND i.invalid IS NULL"
+        f" LEFT JOIN (SELECT c.ph, c.ph2, {DAY.format(ts='c.ts')} AS d FROM ad_conv c"
         "  WHERE c.conversion_type = 'retention') r"
-        "  ON r.person = i.person GROUP BY a.request_id")
+        "  ON r.ph = i.ph AND r.ph2 = i.ph2 GROUP BY a.h, a.h2")
 
 
 def fact_flags(con, start: dt.datetime, end: dt.datetime) -> pa.Table:
@@ -375,10 +430,9 @@ def fact_flags(con, start: dt.datetime, end: dt.datetime) -> pa.Table:
     ``d1`` and ``d7`` (NULL: no attributed activation). Every other counted impression has
     none of these."""
     return con.execute(
-        "SELECT i.idx, k.request_id IS NOT NULL clicked, "
+        "SELECT i.idx, k.h IS NOT NULL clicked, "
         + ", ".join(f"cv.conv_{t}" for t in CONVERSION_TYPES) + ", cv.view_through,"
         " r.d1, r.d7 FROM imp_small i" + _FLAGS +
         " WHERE i.invalid IS NULL AND i.ts >= $start AND i.ts < $end"
-        " AND (k.request_id IS NOT NULL OR cv.request_id IS NOT NULL"
-        " OR r.request_id IS NOT NULL) ORDER BY i.idx",
+        " AND (k.h IS NOT NULL OR cv.h IS NOT NULL OR r.h IS NOT NULL) ORDER BY i.idx",
         {"start": start, "end": end}).to_arrow_table()

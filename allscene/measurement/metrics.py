@@ -193,8 +193,8 @@ def measure(log, advertiser: str, campaigns: Sequence[str], *, by: Sequence[Sequ
     with ThreadPoolExecutor(1) as pool:  # people and cells are numbered beside DuckDB
         numbered = []
 
-        def number(imp: pa.Table) -> None:
-            numbered.append(pool.submit(_facts, imp, p, media, breakdowns))
+        def number(imp: pa.Table, columns) -> None:
+            numbered.append(pool.submit(_facts, imp, columns, p, media, breakdowns))
 
         con = _counted(log, advertiser, campaigns, start=start, end=end, rules=rules,
                        people=people, media=media, then=number)[0]
@@ -229,7 +229,7 @@ def counted(log, advertiser: str, campaigns: Sequence[str], *, start: dt.datetim
     impression in the window, its ``person`` numbered by ``pno``), and ``people_in``
     (device -> person)."""
     return _counted(log, advertiser, campaigns, start=start, end=end, rules=rules,
-                    people=people, media=media, paths=paths)[0]
+                    people=people, media=media, paths=paths, ids=True)[0]
 
 
 def ad_events(log, advertiser: str, *, end: dt.datetime | None = None,
@@ -250,7 +250,7 @@ def _people(people: pa.Table | None) -> pa.Table:
         {"device_id": pa.array([], pa.string()), "person_id": pa.array([], pa.string())})
 
 
-def _facts(imp: pa.Table, p: dict[str, Any], media: dict[str, str] | None,
+def _facts(imp: pa.Table, columns, p: dict[str, Any], media: dict[str, str] | None,
            breakdowns: list[list[str]]) -> Facts:
     """The counted impressions in the window as :class:`Facts`, the breakdowns' cells
     counted as far as they can be before the clicks and conversions."""
@@ -259,7 +259,7 @@ def _facts(imp: pa.Table, p: dict[str, Any], media: dict[str, str] | None,
     ts = pc.cast(imp["ts"], pa.int64())
     counted = pc.and_(pc.is_null(imp["invalid"]), pc.and_(
         pc.greater_equal(ts, us[0]), pc.less(ts, us[1]))).to_numpy(zero_copy_only=False)
-    facts = Facts(imp, counted, media)
+    facts = Facts(imp, counted, media, columns)
     facts.count_ahead([[], *breakdowns])
     return facts
 
@@ -267,7 +267,7 @@ def _facts(imp: pa.Table, p: dict[str, Any], media: dict[str, str] | None,
 def _counted(log, advertiser: str, campaigns: Sequence[str], *, start: dt.datetime | None,
              end: dt.datetime | None, rules: Rules, people: pa.Table | None,
              media: dict[str, str] | None = None, paths: list[str] | None = None,
-             then=None):
+             then=None, ids: bool = False):
     """:func:`counted`, the parameters it counted with, and the impressions (Arrow)."""
     t_lo = None if start is None else start - dt.timedelta(
         days=max(rules.view_window_d, rules.click_window_d) + 1)
@@ -285,7 +285,7 @@ def _counted(log, advertiser: str, campaigns: Sequence[str], *, start: dt.dateti
                                        "medium": pa.array(list(med.values()), pa.string())}))
     con.register("bots_in", pa.table({"device_id": pa.array(sorted(rules.bot_devices),
                                                              pa.string())}))
-    return con, params, count_events(con, paths, params, then)
+    return con, params, count_events(con, paths, params, then, ids)
 
 
 def _params(advertiser: str, campaigns: Sequence[str], start: dt.datetime | None,

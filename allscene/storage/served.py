@@ -9,12 +9,14 @@ Ad platforms join the two logs once, as the events come in (a "joined impression
 does this module, per day of the log:
 
 * ``served/date=D/<uuid>.parquet`` holds every ``ad_impression`` of UTC day ``D``, with the
-  columns reports read, ``h`` (63 bits of DuckDB's hash of the request id, the key reports
-  find replays by) and the fields of its decision (``d_ts``: NULL when none), sorted by
+  columns reports read, ``h`` and ``h2`` (two 63-bit hashes of the request id, :data:`HASH`
+  and :data:`HASH2`: the key reports find replays by and look impressions up by, without
+  reading the ids) and the fields of its decision (``d_ts``: NULL when none), sorted by
   advertiser (a report reads only its advertiser's row groups), then ``h`` (replays of a
   request are neighbours, and a report's sort of the hashes only merges sorted runs);
 * it is built from the event files of days ``D - 1`` and ``D`` (:data:`DECISION_TTL`), and
-  the catalog remembers which; when they change (events appended late, compaction), the
+  the catalog remembers which, with the layout and the DuckDB that hashed (:func:`layout`);
+  when they change (events appended late, compaction, another layout or DuckDB), the
   day is **stale** and readers join its impressions themselves with the same statement
   (:func:`served_sql`), so a report never depends on the dataset being up to date.
 
@@ -33,9 +35,11 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 
-LAYOUT = "1"
+import duckdb
+
+LAYOUT = "2"
 """The served files' columns and order (:data:`COLUMNS`; sorted by advertiser, then ``h``);
-a cache of served files made with another layout is stale."""
+served files made with another layout are stale (:func:`layout`)."""
 ORDER = "advertiser_id, h"
 """How a served file's rows are sorted (:data:`LAYOUT`)."""
 DECISION_TTL = dt.timedelta(hours=24)
@@ -44,10 +48,10 @@ OPTIONAL = ("scene", "audience", "stage")
 """Decision columns older logs may lack."""
 IMPRESSION_COLUMNS = ("request_id", "ts", "event_id", "device_id", "device_type",
                       "placement_id", "advertiser_id", "campaign_id", "creative_id", "cost")
-COLUMNS = (*IMPRESSION_COLUMNS[:1], "h", *IMPRESSION_COLUMNS[1:], "d_ts", "account_id",
-           "d_cost", *OPTIONAL)
+COLUMNS = (*IMPRESSION_COLUMNS[:1], "h", "h2", *IMPRESSION_COLUMNS[1:], "d_ts",
+           "account_id", "d_cost", *OPTIONAL)
 """The columns of a served file, in order."""
-TYPES = ("VARCHAR", "BIGINT", "TIMESTAMPTZ", "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR",
+TYPES = ("VARCHAR", "BIGINT", "BIGINT", "TIMESTAMPTZ", "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR",
           "VARCHAR", "VARCHAR", "VARCHAR", "DOUBLE", "TIMESTAMPTZ", "VARCHAR", "DOUBLE",
          "VARCHAR", "VARCHAR", "VARCHAR")
 EMPTY = ("SELECT " + ", ".join(f"NULL::{t} AS {c}" for c, t in zip(COLUMNS, TYPES, strict=True))
@@ -56,10 +60,23 @@ EMPTY = ("SELECT " + ", ".join(f"NULL::{t} AS {c}" for c, t in zip(COLUMNS, TYPE
 HASH = "(hash({}) >> 1)::BIGINT"
 """63 bits of DuckDB's hash of a request id, as a BIGINT (signed: DuckDB 1.5 cannot push a
 filter on a UBIGINT above 2^63 into an Arrow scan)."""
+LOC = "(({})::BIGINT << 40) | file_row_number"
+"""Where a row of a ``read_parquet`` is, as one BIGINT: its file (the expression in ``{}``,
+from ``file_index``), then its row in the file."""
+HASH2 = "(hash('#' || {}) >> 1)::BIGINT"
+"""Another 63 bits: an id is known by its two hashes (:data:`HASH`, this), which two ids
+share by a chance near 2^-126 (the people of a report are numbered by them too)."""
+
+
+def layout() -> str:
+    """The layout of the served files this code writes and reads: :data:`LAYOUT` and the
+    DuckDB whose :data:`HASH` made ``h`` (another release may hash otherwise)."""
+    return f"{LAYOUT}/duckdb-{duckdb.__version__}"
 
 
 def served_sql(src: str, *, impressions: str = "TRUE", decisions: str = "TRUE",
-               optional: Iterable[str] = OPTIONAL, earliest: bool = True) -> str:
+               optional: Iterable[str] = OPTIONAL, earliest: bool = True,
+               locate: int | None = None) -> str:
     """The served rows (:data:`COLUMNS`) of the impressions of ``src`` (a relation of
     events) that satisfy ``impressions``, joined to the decisions that satisfy
     ``decisions`` (SQL conditions on the events' columns).
@@ -67,7 +84,9 @@ def served_sql(src: str, *, impressions: str = "TRUE", decisions: str = "TRUE",
     ``optional``: which of :data:`OPTIONAL` ``src`` has (the others are NULL).
     ``earliest=False`` joins each impression to every decision that may stand behind it
     (cheaper: the delivery engine writes one ``ad`` decision per request), leaving it to
-    the caller to see whether an impression came out twice.
+    the caller to see whether an impression came out twice. ``locate``: also ``loc``, where
+    the impression is in ``src`` (a ``read_parquet``): its file's index plus ``locate``,
+    then its row in the file (:data:`LOC`).
 
     >>> sql = served_sql("ev", impressions="advertiser_id = 'acme'")
     >>> "QUALIFY" in sql, "d.campaign_id = i.campaign_id" in sql
@@ -78,12 +97,14 @@ def served_sql(src: str, *, impressions: str = "TRUE", decisions: str = "TRUE",
     first = (" QUALIFY row_number() OVER (PARTITION BY i.request_id, i.event_id"
              " ORDER BY d.ts NULLS LAST) = 1") if earliest else ""
     ttl = DECISION_TTL // dt.timedelta(microseconds=1)
+    where = "" if locate is None else (", " + LOC.format(f"file_index + {locate}") + " loc")
     return (
-        f"SELECT i.request_id, {HASH.format('i.request_id')} h, "
+        f"SELECT i.request_id, {HASH.format('i.request_id')} h,"
+        f" {HASH2.format('i.request_id')} h2, "
         + ", ".join(f"i.{c}" for c in IMPRESSION_COLUMNS[1:])
         + ", d.ts d_ts, d.account_id, d.cost d_cost, "
-        + ", ".join(f"d.{c}" for c in OPTIONAL)
-        + f" FROM (SELECT {', '.join(IMPRESSION_COLUMNS)} FROM {src}"
+        + ", ".join(f"d.{c}" for c in OPTIONAL) + ("" if locate is None else ", i.loc")
+        + f" FROM (SELECT {', '.join(IMPRESSION_COLUMNS)}{where} FROM {src}"
         f"  WHERE kind = 'ad_impression' AND {impressions}) i"
         f" LEFT JOIN (SELECT request_id, advertiser_id, campaign_id, ts, account_id, cost,"
         f"  {dec_opt} FROM {src} WHERE kind = 'ad_decision' AND outcome = 'ad'"
@@ -121,10 +142,11 @@ def write_partition(con, date: str, paths: list[str], out: str) -> int:
 
 
 def _sources(events: list[tuple[str, int]], date: str) -> str:
-    """The event files (ids) the served file of ``date`` is built from: ``date``'s and the
-    day before's."""
+    """What the served file of ``date`` is built from: the event files (ids) of ``date`` and
+    the day before (none: ``""``), by this code (:func:`layout`)."""
     prev = (dt.date.fromisoformat(date) - dt.timedelta(days=1)).isoformat()
-    return ",".join(str(i) for d, i in sorted(events) if d in (prev, date))
+    ids = ",".join(str(i) for d, i in sorted(events) if d in (prev, date))
+    return f"{layout()}|{ids}" if ids else ""
 
 
 def _state(log, start: dt.date | None, end: dt.date | None

@@ -221,10 +221,9 @@ def test_the_served_files_count_as_the_join_does(tmp_path, seed):
 
 def test_people_who_share_a_hash_are_still_two():
     """People are numbered by a hash of their id, checked by a second one: two people whose
-    first hashes clash are numbered apart (from their ids), one person stays one."""
-    imp = pa.table({"person": ["p1", "p2", "p1", "p3"], "ph": [7, 7, 7, 9],
-                    "ph2": [1, 2, 1, 3]})
+    first hashes clash are numbered apart (by both hashes), one person stays one."""
+    imp = pa.table({"ph": [7, 7, 7, 9], "ph2": [1, 2, 1, 3]})  # p1, p2, p1, p3
     idx, n = cells._number_people(imp)
-    assert n == 3 + 1 and idx[0] == idx[2] and len({idx[0], idx[1], idx[3]}) == 3  # + NULL
-    idx, n = cells._number_people(imp.set_column(2, "ph2", pa.array([1, 1, 1, 3])))
-    assert n == 2 + 1  # both hashes alike (a chance near 2^-126): taken for one person
+    assert idx[0] == idx[2] and len({idx[0], idx[1], idx[3]}) == 3 and n == 3
+    idx, n = cells._number_people(imp.set_column(1, "ph2", pa.array([1, 1, 1, 3])))
+    assert idx[0] == idx[1] == idx[2] != idx[3]  # both hashes alike (a chance near 2^-126)

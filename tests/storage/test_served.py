@@ -7,7 +7,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from allscene.events.schema import ARROW_SCHEMA
-from allscene.storage import ParquetEventLog
+from allscene.storage import ParquetEventLog, served
 
 T0 = dt.datetime(2026, 10, 5, 23, 0, tzinfo=dt.UTC)  # an hour before a UTC midnight
 H = dt.timedelta(hours=1)
@@ -70,6 +70,19 @@ def test_late_events_make_their_day_and_the_next_stale_until_rebuilt(tmp_path):
     assert log.build_served(progress=lambda *a: calls.append(a)) == 2
     assert calls == [("2026-10-05", 0, 2), ("2026-10-06", 1, 2)]
     assert served_rows(log)["ad_impression-2"]["account_id"] == "p9"
+
+
+def test_files_of_another_layout_or_duckdb_are_stale(tmp_path, monkeypatch):
+    """A served file made by other code (other columns, or another DuckDB, whose hash of a
+    request id may differ) is not read: its day is joined again."""
+    log = ParquetEventLog(tmp_path)
+    log.append(ad_events([("ad_decision", "r1", "c1", 0.5, "p1"),
+                          ("ad_impression", "r1", "c1", 0.6)]))
+    assert log.build_served() == 1 and not log.served()[1]
+    monkeypatch.setattr(served.duckdb, "__version__", "0.0.1")
+    assert log.served()[1] == ["2026-10-05"] and log.build_served() == 1
+    monkeypatch.setattr(served, "LAYOUT", "0")
+    assert log.served()[1] == ["2026-10-05"]
 
 
 def test_compaction_joins_again_and_leaves_no_orphans(tmp_path):
