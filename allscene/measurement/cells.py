@@ -10,8 +10,10 @@ breakdown's cells are those numbers (crossed dimensions combine them), and each 
 per breakdown gave.
 
 Reach counts people exactly: people are numbered ``0 .. P-1``, and a cell's reach is the
-number of distinct (cell, person) pairs, marked in a people x cells boolean matrix (or, when
-that would be large, counted from the sorted distinct pairs).
+number of distinct (cell, person) pairs, marked in a people x cells bit matrix (or, when
+that would be large, counted from the sorted distinct pairs). The two loops over every row
+that numpy would write through temporaries, numbering the people and marking the pairs,
+are compiled (:mod:`allscene.measurement.kernels`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from allscene.measurement import kernels
 from allscene.measurement.counting import CONVERSION_TYPES
 
 EPOCH = dt.date(1970, 1, 1)
@@ -38,8 +41,8 @@ COLUMNS = {"campaign": "campaign_id", "placement": "placement_id", "medium": "pl
 the local hour)."""
 FILL = {"scene": "(not targeted)", "audience": "(not targeted)", "stage": "(no stage)"}
 _CONV = tuple(f"conv_{t}" for t in CONVERSION_TYPES) + ("view_through",)
-MATRIX_LIMIT = 1 << 28
-"""Largest cells x people boolean matrix for reach (bytes); beyond, distinct pairs are
+MATRIX_LIMIT = 1 << 31
+"""Largest cells x people bit matrix for reach (bits: 256 MiB); beyond, distinct pairs are
 sorted."""
 
 
@@ -72,18 +75,17 @@ def _number_people(imp: pa.Table) -> tuple[np.ndarray, int]:
     """Each row's person numbered ``0 .. P - 1``, and ``P``.
 
     People are known by two 63-bit hashes of their ids, ``ph`` and ``ph2`` (which two
-    people share by a chance near 2^-126): numbered from ``ph`` (integers are numbered in a
-    third of the time strings take), checked with ``ph2``; should two people share ``ph``,
-    their ``ph2`` differ and the pairs are numbered instead."""
-    idx, hashes = _encode(imp["ph"])
+    people share by a chance near 2^-126): numbered from ``ph`` (:func:`~allscene.
+    measurement.kernels.number`), checked with ``ph2``; should two people share ``ph``,
+    the pairs are numbered instead."""
+    ph = pc.fill_null(imp["ph"], 0).to_numpy()
     other = pc.fill_null(imp["ph2"], 0).to_numpy()
-    first = np.zeros(len(hashes), other.dtype)
-    first[idx] = other  # one of each number's rows: all must agree
-    if not np.array_equal(first[idx], other):
-        pairs = np.stack([pc.fill_null(imp["ph"], 0).to_numpy(), other], axis=1)
+    idx, people, agree = kernels.number(ph, other)
+    if not agree:
+        pairs = np.stack([ph, other], axis=1)
         people, idx = np.unique(pairs, axis=0, return_inverse=True)
         return idx.reshape(-1).astype(np.int32), len(people)
-    return idx, len(hashes)
+    return idx, people
 
 
 def _ranked(idx: np.ndarray, values: list) -> tuple[np.ndarray, list]:
@@ -144,7 +146,7 @@ class Facts:
 
     @property
     def people(self) -> int:
-        """How many people :attr:`pid` numbers (the last: NULL, if any)."""
+        """How many people :attr:`pid` numbers."""
         _ = self.pid
         return self._pid[1]
 
@@ -230,34 +232,29 @@ class Facts:
             cells = [cells[k // base] + (vs[k % base],) for k in u]
         return key.reshape(-1).astype(np.int32), cells
 
-    def _reach(self, key: np.ndarray, n: int) -> np.ndarray:
-        """Distinct people per cell (``n`` cells, then the rows not counted): marks in a
-        people x cells matrix (rows come grouped by device, so a person's marks fall
-        close together)."""
-        n += 1
-        if n * self.people <= MATRIX_LIMIT:
-            seen = np.zeros(self.people * n, bool)
-            at = np.asarray(self.pid, np.int32 if n * self.people < 1 << 31 else np.int64)
-            seen[at * at.dtype.type(n) + key] = True
-            return np.count_nonzero(seen.reshape(self.people, n), axis=0)[:-1]
-        pairs = np.sort(key.astype(np.int64) * self.people + self.pid)
-        pairs = pairs[np.r_[True, pairs[1:] != pairs[:-1]]]  # (np.unique hashes: slow)
-        return np.bincount(pairs // self.people, minlength=n)[:n - 1]
-
     def prepare(self, dims: list[str]) -> tuple:
         """The cells of ``dims`` and what they count without the clicked and converted
         rows (each row's cell, the cells, impressions, reach, cost); kept, so that it can be
-        counted before :meth:`add_flags`."""
+        counted before :meth:`add_flags`.
+
+        Reach marks a bit per (person, cell) (:func:`~allscene.measurement.kernels.
+        cells`), or, when that matrix would be large, counts the sorted distinct pairs."""
         if tuple(dims) not in self._prepared:
             key, cells = self._cells(dims)
             n = len(cells)
             if n == 1 and dims:  # one value throughout (no campaign has stages): the totals
                 self._prepared[tuple(dims)] = (key, cells, *self.prepare([])[2:])
                 return self._prepared[tuple(dims)]
-            wide = key.astype(np.intp)  # what bincount takes: converted once, not twice
-            self._prepared[tuple(dims)] = (
-                key, cells, np.bincount(wide, minlength=n + 1)[:n], self._reach(key, n),
-                np.bincount(wide, weights=self.cost, minlength=n + 1)[:n])
+            if n * self.people <= MATRIX_LIMIT:
+                counts = kernels.cells(self.pid, key, self.cost, n, self.people)
+            else:
+                wide = key.astype(np.intp)
+                pairs = np.sort(key.astype(np.int64) * self.people + self.pid)
+                pairs = pairs[np.r_[True, pairs[1:] != pairs[:-1]]]  # (np.unique: slow)
+                counts = (np.bincount(wide, minlength=n + 1)[:n],
+                          np.bincount(pairs // self.people, minlength=n + 1)[:n],
+                          np.bincount(wide, weights=self.cost, minlength=n + 1)[:n])
+            self._prepared[tuple(dims)] = (key, cells, *counts)
         return self._prepared[tuple(dims)]
 
     def rows_by(self, dims: list[str]) -> list[dict[str, Any]]:

@@ -21,6 +21,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from allscene.measurement import kernels
+
 DIMS = ("device_type", "placement_id", "campaign_id", "creative_id", "scene", "audience",
         "stage")
 """The columns read as dictionaries (every breakdown but day and hour)."""
@@ -62,12 +64,9 @@ class ServedColumns:
         """Which rows come from a served file, and their rows in the files read as one."""
         with self._lock:
             if self._at is None:
-                loc = self.imp["loc"].to_numpy()
-                file = loc >> ROW_BITS
-                mine = file < len(self.served)
                 starts = np.r_[0, np.cumsum([pq.ParquetFile(p).metadata.num_rows
-                                             for p in self.served])]
-                self._at = mine, starts[file[mine]] + (loc[mine] & ((1 << ROW_BITS) - 1))
+                                             for p in self.served])].astype(np.int64)
+                self._at = kernels.locate(self.imp["loc"].to_numpy(), starts, ROW_BITS)
         return self._at
 
     def __call__(self, name: str) -> pa.Array | pa.ChunkedArray:
@@ -90,10 +89,10 @@ def _numbered(col: pa.ChunkedArray, at: np.ndarray, mine: np.ndarray,
     idx = pc.fill_null(pa.chunked_array([c.indices for c in col.chunks], pa.int32()),
                        null).to_numpy() if col.num_chunks else np.zeros(0, np.int32)
     if mine.all():
-        codes = idx[at]
+        codes, count = kernels.pick(idx, at, null + 1)
     else:  # rows of no served file: number their strings into the same values
         codes = np.full(len(mine), null, np.int32)
-        codes[mine] = idx[at]
+        codes[mine] = kernels.pick(idx, at, null + 1)[0]
         rest = np.flatnonzero(~mine)
         enc = pc.dictionary_encode(own.take(pa.array(rest))).combine_chunks()
         pos = pc.index_in(enc.dictionary, value_set=values)
@@ -102,7 +101,8 @@ def _numbered(col: pa.ChunkedArray, at: np.ndarray, mine: np.ndarray,
         remap[:-1][new] = null + 1 + np.arange(new.sum(), dtype=np.int32)
         codes[rest] = remap[pc.fill_null(enc.indices, len(remap) - 1).to_numpy()]
         values = pa.concat_arrays([values, pc.filter(enc.dictionary, pa.array(new))])
-    used = np.bincount(codes, minlength=len(values) + 1) > 0
+        count = np.bincount(codes, minlength=len(values) + 1)
+    used = count > 0
     used[null] = False
     keep = np.flatnonzero(used)  # values of other advertisers' rows are dropped
     index = np.zeros(len(values) + 1, np.int32)
@@ -110,4 +110,5 @@ def _numbered(col: pa.ChunkedArray, at: np.ndarray, mine: np.ndarray,
     index[null] = len(keep)
     values = pa.concat_arrays([values.take(pa.array(np.where(keep > null, keep - 1, keep))),
                                pa.nulls(1, pa.string())])
-    return pa.DictionaryArray.from_arrays(pa.array(index[codes]), values)
+    kernels.renumber(codes, index)
+    return pa.DictionaryArray.from_arrays(pa.array(codes), values)

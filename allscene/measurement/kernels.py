@@ -1,0 +1,124 @@
+"""The loops of a report that numpy cannot write without temporaries, compiled (Numba).
+
+Once DuckDB has read the impressions, a few passes over every one of them make most of a
+report's time: numbering the people (:func:`number`: a hash table from each person's hash
+to ``0 .. P - 1``, checking the second hash as it goes), counting each breakdown's rows,
+cost and reach (:func:`cells`: reach as distinct (person, cell) pairs, marked in a bit
+matrix an eighth the size of a boolean one, so that it stays in the cache, and counted as
+each bit is first set), and picking each impression's breakdown value from the served
+files' dictionaries (:func:`pick`, :func:`renumber`). In numpy each would be several
+passes through arrays as long as the impressions. Compiled once per machine
+(``cache=True``); the loops let go of the GIL, so breakdowns are counted on several threads
+at once.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True, nogil=True)
+def number(h: np.ndarray, h2: np.ndarray) -> tuple[np.ndarray, int, bool]:
+    """Each row's key ``h`` numbered ``0 .. K - 1`` in order of first appearance, ``K``,
+    and whether every row of a number has the same ``h2`` as its first (else two keys
+    share ``h``; the numbers are then not to be used).
+
+    An open-addressing table of ``h`` (linear probing from its low bits; ``h`` are hashes),
+    doubled when half full."""
+    size = 1 << 16
+    keys = np.empty(size, np.int64)
+    ids = np.full(size, -1, np.int32)
+    first2 = np.empty(max(len(h), 1), np.int64)
+    out = np.empty(len(h), np.int32)
+    k = 0
+    agree = True
+    for i in range(len(h)):
+        x = h[i]
+        s = x & (size - 1)
+        while ids[s] >= 0 and keys[s] != x:
+            s = (s + 1) & (size - 1)
+        if ids[s] < 0:
+            keys[s] = x
+            ids[s] = k
+            first2[k] = h2[i]
+            k += 1
+            if 2 * k > size:  # rehash into twice the slots
+                size *= 2
+                nkeys = np.empty(size, np.int64)
+                nids = np.full(size, -1, np.int32)
+                for j in range(len(ids)):
+                    if ids[j] >= 0:
+                        t = keys[j] & (size - 1)
+                        while nids[t] >= 0:
+                            t = (t + 1) & (size - 1)
+                        nkeys[t] = keys[j]
+                        nids[t] = ids[j]
+                keys, ids = nkeys, nids
+            out[i] = k - 1
+        else:
+            out[i] = ids[s]
+            if first2[ids[s]] != h2[i]:
+                agree = False
+    return out, k, agree
+
+
+@njit(cache=True, nogil=True)
+def cells(pid: np.ndarray, key: np.ndarray, cost: np.ndarray, n: int, people: int
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per cell (``key``, ``0 .. n - 1``; rows with ``key >= n`` are not counted): rows,
+    distinct people (``pid``, ``0 .. people - 1``) and the sum of ``cost``. One bit per
+    (person, cell) pair, a cell's reach counted as its bit is first set."""
+    bits = np.zeros((people * np.int64(n) + 7) // 8, np.uint8)
+    rows = np.zeros(n, np.int64)
+    reach = np.zeros(n, np.int64)
+    total = np.zeros(n, np.float64)
+    for i in range(len(pid)):
+        c = key[i]
+        if c < n:
+            rows[c] += 1
+            total[c] += cost[i]
+            j = pid[i] * np.int64(n) + c
+            b = bits[j >> 3]
+            m = np.uint8(1 << (j & 7))
+            if not b & m:
+                bits[j >> 3] = b | m
+                reach[c] += 1
+    return rows, reach, total
+
+
+@njit(cache=True, nogil=True)
+def pick(codes: np.ndarray, at: np.ndarray, values: int) -> tuple[np.ndarray, np.ndarray]:
+    """``codes[at]`` (each ``0 .. values - 1``) and how many times each value was picked."""
+    out = np.empty(len(at), np.int32)
+    seen = np.zeros(values, np.int64)
+    for i in range(len(at)):
+        c = codes[at[i]]
+        out[i] = c
+        seen[c] += 1
+    return out, seen
+
+
+@njit(cache=True, nogil=True)
+def renumber(codes: np.ndarray, index: np.ndarray) -> None:
+    """``codes[i] = index[codes[i]]``, in place."""
+    for i in range(len(codes)):
+        codes[i] = index[codes[i]]
+
+
+@njit(cache=True, nogil=True)
+def locate(loc: np.ndarray, starts: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """Which ``loc`` (``file << bits | row``) are rows of the files ``starts`` begins
+    (``starts[f]``: the first row of file ``f`` among the files read as one; its last entry
+    the rows of all), and, for those, their rows among all."""
+    files = len(starts) - 1
+    mine = np.empty(len(loc), np.bool_)
+    at = np.empty(len(loc), np.int64)
+    k = 0
+    for i in range(len(loc)):
+        f = loc[i] >> bits
+        mine[i] = f < files
+        if f < files:
+            at[k] = starts[f] + (loc[i] & ((np.int64(1) << bits) - 1))
+            k += 1
+    return mine, at[:k]
