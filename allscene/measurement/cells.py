@@ -105,8 +105,9 @@ class Facts:
     ----------
     imp
         The impressions (:func:`~allscene.measurement.counting.count_events`).
-    counted
-        Which rows of ``imp`` are counted (valid, in the window).
+    window
+        Microseconds since the epoch, ``[start, end)``: the rows of ``imp`` counted are
+        those valid (``invalid`` NULL) whose ``ts`` falls in it.
     media
         Placement id -> medium; other placements are ``other``.
     columns
@@ -119,17 +120,17 @@ class Facts:
     counted (:meth:`prepare`) while DuckDB counts them.
     """
 
-    def __init__(self, imp: pa.Table, counted: np.ndarray,
+    def __init__(self, imp: pa.Table, window: tuple[int, int],
                  media: dict[str, str] | None = None,
                  columns: Callable[[str], pa.Array | pa.ChunkedArray] | None = None):
         self.imp, self.media = imp, media or {}
         self.column = columns or imp.column
-        self.out = np.flatnonzero(~counted)  # few
-        self.n = len(counted) - len(self.out)
+        self.day, self.hour, self.out = kernels.when(  # out: the rows not counted (few)
+            np.asarray(imp["lh"].to_numpy(), np.int32),
+            pc.cast(pc.cast(imp["ts"], pa.timestamp("us", "UTC")), pa.int64()).to_numpy(),
+            pc.is_null(imp["invalid"]).to_numpy(zero_copy_only=False), *window)
+        self.n = imp.num_rows - len(self.out)
         self._pid: tuple[np.ndarray, int] | None = None
-        lh = imp["lh"].to_numpy()  # local hours since the epoch
-        self.day = np.floor(lh / 24.0).astype(np.int32)  # exact below 2^31 hours; no idiv
-        self.hour = lh - self.day * 24
         self.cost = imp["cost"].to_numpy()
         self._codes: dict[str, tuple[np.ndarray, list]] = {}
         self._placement_idx: tuple[np.ndarray, list] | None = None

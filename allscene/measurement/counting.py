@@ -160,9 +160,9 @@ def count_events(con, paths: list[str], p: dict[str, Any],
         " ON pe.device_id = c.device_id)")
     imp = _impressions(con, src, opts, p, ids)
     con.register("imp", imp)
-    _small(con, imp)
     if then is not None:
         then(imp, imp.column if ids else ServedColumns(imp, p.get("served") or []))
+    _small(con, imp)
     _clicks_and_conversions(con, p)
     if ids:
         _views(con, p)

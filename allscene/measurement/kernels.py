@@ -122,3 +122,22 @@ def locate(loc: np.ndarray, starts: np.ndarray, bits: int) -> tuple[np.ndarray, 
             at[k] = starts[f] + (loc[i] & ((np.int64(1) << bits) - 1))
             k += 1
     return mine, at[:k]
+
+
+@njit(cache=True, nogil=True)
+def when(lh: np.ndarray, ts: np.ndarray, valid: np.ndarray, start: int, end: int
+         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each row's local day and hour (``lh``: local hours since the epoch), and the rows
+    not counted: not ``valid``, or ``ts`` (microseconds) outside ``[start, end)``."""
+    day = np.empty(len(lh), np.int32)
+    hour = np.empty(len(lh), np.int32)
+    out = np.empty(len(lh), np.int64)
+    k = 0
+    for i in range(len(lh)):
+        d = lh[i] // 24  # floor, as Python's
+        day[i] = d
+        hour[i] = lh[i] - d * 24
+        if not (valid[i] and start <= ts[i] < end):
+            out[k] = i
+            k += 1
+    return day, hour, out[:k]

@@ -46,7 +46,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from allscene.measurement.cells import Facts, derive
 from allscene.measurement.counting import (  # noqa: F401 (DAY, HOUR, _lit, _optional: activities)
@@ -256,10 +255,7 @@ def _facts(imp: pa.Table, columns, p: dict[str, Any], media: dict[str, str] | No
     counted as far as they can be before the clicks and conversions."""
     us = [(p[k] - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(microseconds=1)
           for k in ("start", "end")]
-    ts = pc.cast(imp["ts"], pa.int64())
-    counted = pc.and_(pc.is_null(imp["invalid"]), pc.and_(
-        pc.greater_equal(ts, us[0]), pc.less(ts, us[1]))).to_numpy(zero_copy_only=False)
-    facts = Facts(imp, counted, media, columns)
+    facts = Facts(imp, (us[0], min(us[1], 2**63 - 1)), media, columns)
     facts.count_ahead([[], *breakdowns])
     return facts
 

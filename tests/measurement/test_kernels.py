@@ -53,3 +53,11 @@ def test_locate_rows_of_served_files():
     loc = np.array([(1 << 40) | 5, 2, (2 << 40) | 1, (7 << 40)], np.int64)  # file 2: not one
     mine, at = kernels.locate(loc, np.array([0, 10, 30], np.int64), 40)
     assert mine.tolist() == [True, True, False, False] and at.tolist() == [15, 2]
+
+
+def test_local_days_hours_and_the_rows_not_counted():
+    lh = np.array([-1, 0, 23, 24, 49], np.int32)  # local hours since the epoch
+    ts = np.array([5, 10, 20, 30, 40], np.int64)
+    day, hour, out = kernels.when(lh, ts, np.array([1, 1, 0, 1, 1], bool), 10, 40)
+    assert day.tolist() == [-1, 0, 0, 1, 2] and hour.tolist() == [23, 0, 23, 0, 1]
+    assert out.tolist() == [0, 2, 4]  # before the window, invalid, at its end
