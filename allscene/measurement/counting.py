@@ -232,13 +232,12 @@ def _views(con, p: dict[str, Any]) -> None:
         f" WHERE i.invalid IS NULL AND {win.format(t='i.')}")
 
 
-_READ = ("loc", "h", "h2", "ts", "device_id", "device_type", "placement_id", "campaign_id",
-         "creative_id", "cost", "d_cost", "d_ts", "aph", "aph2", "scene", "audience", "stage")
+_READ = ("loc", "h", "h2", "ts", "device_type", "placement_id", "campaign_id", "creative_id",
+         "cost", "d_cost", "d_ts", "named", "aph", "aph2", "dh", "dh2", "scene", "audience",
+         "stage")
 """The columns of the served rows (:data:`~allscene.storage.served.COLUMNS`, and ``loc``)
-a count reads; with the ids, also ``request_id``, ``event_id`` and ``account_id``."""
-_OTHER = "coalesce(pe.person_id, 'device:' || i.device_id)"
-"""The person of an impression (``i``) whose decision names none: the identity graph's
-(``pe``) for its device, else the device."""
+a count reads; with the ids, also ``request_id``, ``event_id``, ``device_id`` and
+``account_id``."""
 
 
 def _impressions(con, src: str, opts: dict[str, str], p: dict[str, Any],
@@ -260,13 +259,13 @@ def _impressions(con, src: str, opts: dict[str, str], p: dict[str, Any],
     window = f"ts >= {_lit(lo)}{_before(p['end'])}"
     n_pe, n_dev = con.execute("SELECT count(*), count(DISTINCT device_id) FROM people_in"
                               ).fetchone()
-    pe_key = "CASE WHEN i.aph IS NULL THEN i.device_id END" if n_pe == n_dev \
-        else "i.device_id"  # a device twice in the graph: every impression joins twice
+    pe_key = "CASE WHEN NOT i.named THEN i.dh END" if n_pe == n_dev \
+        else "i.dh"  # a device twice in the graph: every impression joins twice
     stale, served = p.get("stale"), p.get("served") or []
     files = f"read_parquet([{', '.join(_lit(f) for f in served)}], hive_partitioning=false)"
     days = None if not (stale is None or stale) else \
         "TRUE" if stale is None else day_range(stale)
-    cols = _READ + (("request_id", "event_id", "account_id") if ids else ())
+    cols = _READ + (("request_id", "event_id", "device_id", "account_id") if ids else ())
     from_files = ", ".join(  # the breakdown columns of served rows: read from their files
         f"NULL::VARCHAR {c}" if c in DIMS and not ids else c for c in cols)
     for earliest in (False, True):
@@ -287,15 +286,17 @@ def _impressions(con, src: str, opts: dict[str, str], p: dict[str, Any],
         imp = con.sql(  # not execute(): sql() converts the rows to Arrow in parallel
             f"SELECT i.loc, i.h, i.h2, i.ts, {LOCAL_HOUR} lh, i.device_type, i.placement_id,"
             " i.campaign_id, i.creative_id, coalesce(i.cost, i.d_cost, 0) AS cost, i.scene,"
-            " i.audience, i.stage, b.device_id IS NOT NULL bot, i.d_ts IS NOT NULL decided, "
-            + ", ".join(f"CASE WHEN i.aph IS NOT NULL THEN i.{a} ELSE {f.format(_OTHER)} END {n}"
-                        for a, n, f in (("aph", "ph", _served.HASH),
-                                        ("aph2", "ph2", _served.HASH2)))
+            " i.audience, i.stage, b.dh IS NOT NULL bot, i.d_ts IS NOT NULL decided,"
+            " CASE WHEN i.named OR pe.ph IS NULL THEN i.aph ELSE pe.ph END ph,"
+            " CASE WHEN i.named OR pe.ph IS NULL THEN i.aph2 ELSE pe.ph2 END ph2"
             + (", i.request_id, i.event_id,"
                " coalesce(i.account_id, pe.person_id, 'device:' || i.device_id) person"
                if ids else "")
-            + f" FROM ({rows}) i LEFT JOIN people_in pe ON pe.device_id = {pe_key}"
-            " LEFT JOIN bots_in b ON b.device_id = i.device_id").to_arrow_table()
+            + f" FROM ({rows}) i LEFT JOIN (SELECT person_id, {_keys('device_id', 'dh')},"
+            f" {_keys('person_id', 'ph')} FROM people_in) pe"
+            f" ON pe.dh = {pe_key} AND pe.dh2 = i.dh2"
+            f" LEFT JOIN (SELECT {_keys('device_id', 'dh')} FROM bots_in) b"
+            " ON b.dh = i.dh AND b.dh2 = i.dh2").to_arrow_table()
         imp = imp.append_column("idx", pa.array(np.arange(imp.num_rows, dtype=np.int64)))
         h = imp["h"].to_numpy()
         sh = np.sort(h, kind="stable")  # runs sorted by file: merged

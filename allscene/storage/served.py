@@ -11,8 +11,10 @@ does this module, per day of the log:
 * ``served/date=D/<uuid>.parquet`` holds every ``ad_impression`` of UTC day ``D``, with the
   columns reports read, ``h`` and ``h2`` (two 63-bit hashes of the request id, :data:`HASH`
   and :data:`HASH2`: the key reports find replays by and look impressions up by, without
-  reading the ids) and the fields of its decision (``d_ts``: NULL when none; ``aph, aph2``:
-  the two hashes of the person it names, ``account_id``, as reports know people), sorted by
+  reading the ids), the fields of its decision (``d_ts``: NULL when none; ``named``: it
+  names the person, ``account_id``), the two hashes of the person (``aph, aph2``: the one
+  named, else ``device:`` and the device id) and of the device (``dh, dh2``), as reports
+  know people and devices without reading their ids, sorted by
   advertiser (a report reads only its advertiser's row groups), then ``h`` (replays of a
   request are neighbours, and a report's sort of the hashes only merges sorted runs);
 * it is built from the event files of days ``D - 1`` and ``D`` (:data:`DECISION_TTL`), and
@@ -38,7 +40,7 @@ from collections.abc import Callable, Iterable
 
 import duckdb
 
-LAYOUT = "3"
+LAYOUT = "4"
 """The served files' columns and order (:data:`COLUMNS`; sorted by advertiser, then ``h``);
 served files made with another layout are stale (:func:`layout`)."""
 ORDER = "advertiser_id, h"
@@ -50,10 +52,11 @@ OPTIONAL = ("scene", "audience", "stage")
 IMPRESSION_COLUMNS = ("request_id", "ts", "event_id", "device_id", "device_type",
                       "placement_id", "advertiser_id", "campaign_id", "creative_id", "cost")
 COLUMNS = (*IMPRESSION_COLUMNS[:1], "h", "h2", *IMPRESSION_COLUMNS[1:], "d_ts",
-           "account_id", "aph", "aph2", "d_cost", *OPTIONAL)
+           "account_id", "named", "aph", "aph2", "dh", "dh2", "d_cost", *OPTIONAL)
 """The columns of a served file, in order."""
 TYPES = ("VARCHAR", "BIGINT", "BIGINT", "TIMESTAMPTZ", "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR",
-          "VARCHAR", "VARCHAR", "VARCHAR", "DOUBLE", "TIMESTAMPTZ", "VARCHAR", "BIGINT", "BIGINT", "DOUBLE",
+          "VARCHAR", "VARCHAR", "VARCHAR", "DOUBLE", "TIMESTAMPTZ", "VARCHAR", "BOOLEAN", "BIGINT", "BIGINT", "BIGINT",
+         "BIGINT", "DOUBLE",
          "VARCHAR", "VARCHAR", "VARCHAR")
 EMPTY = ("SELECT " + ", ".join(f"NULL::{t} AS {c}" for c, t in zip(COLUMNS, TYPES, strict=True))
          + " WHERE FALSE")
@@ -61,6 +64,9 @@ EMPTY = ("SELECT " + ", ".join(f"NULL::{t} AS {c}" for c, t in zip(COLUMNS, TYPE
 HASH = "(hash({}) >> 1)::BIGINT"
 """63 bits of DuckDB's hash of a request id, as a BIGINT (signed: DuckDB 1.5 cannot push a
 filter on a UBIGINT above 2^63 into an Arrow scan)."""
+_PERSON = "coalesce(d.account_id, 'device:' || i.device_id)"
+"""The person of an impression ``i`` as its decision ``d`` knows it: the one it names, else
+the device (a report may know the device's person: the identity graph)."""
 LOC = "(({})::BIGINT << 40) | file_row_number"
 """Where a row of a ``read_parquet`` is, as one BIGINT: its file (the expression in ``{}``,
 from ``file_index``), then its row in the file."""
@@ -103,9 +109,10 @@ def served_sql(src: str, *, impressions: str = "TRUE", decisions: str = "TRUE",
         f"SELECT i.request_id, {HASH.format('i.request_id')} h,"
         f" {HASH2.format('i.request_id')} h2, "
         + ", ".join(f"i.{c}" for c in IMPRESSION_COLUMNS[1:])
-        + ", d.ts d_ts, d.account_id, "
-        + ", ".join(f"CASE WHEN d.account_id IS NOT NULL THEN {f.format('d.account_id')} END {n}"
-                    for n, f in (("aph", HASH), ("aph2", HASH2)))
+        + ", d.ts d_ts, d.account_id, d.account_id IS NOT NULL named, "
+        + ", ".join(f"{f.format(c)} {n}" for n, f, c in (
+            ("aph", HASH, _PERSON), ("aph2", HASH2, _PERSON),
+            ("dh", HASH, "i.device_id"), ("dh2", HASH2, "i.device_id")))
         + ", d.cost d_cost, "
         + ", ".join(f"d.{c}" for c in OPTIONAL) + ("" if locate is None else ", i.loc")
         + f" FROM (SELECT {', '.join(IMPRESSION_COLUMNS)}{where} FROM {src}"
