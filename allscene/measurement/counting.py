@@ -33,6 +33,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from allscene.measurement import kernels
 from allscene.measurement.dictionaries import DIMS, ServedColumns
 from allscene.storage import served as _served
 from allscene.storage.served import EMPTY, LOC, day_range, served_sql
@@ -336,16 +337,11 @@ def _impressions(con, src: str, opts: dict[str, str], p: dict[str, Any],
 
 
 def _rows_of(h: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """The rows whose ``h`` is one of ``values`` (few, sorted), ascending: a bitmap of the
-    values' low 24 bits sifts the rows (a lookup in 16 MiB, not a binary search in the
-    values), and only the rows it lets through are looked up."""
+    """The rows whose ``h`` is one of ``values`` (few, sorted), ascending
+    (:func:`~allscene.measurement.kernels.rows_in`)."""
     if not len(values):
         return np.zeros(0, np.int64)
-    low = np.zeros(1 << 24, bool)
-    low[values & 0xFFFFFF] = True
-    maybe = np.flatnonzero(low[h & 0xFFFFFF])
-    at = np.minimum(np.searchsorted(values, h[maybe]), len(values) - 1)
-    return maybe[values[at] == h[maybe]]
+    return kernels.rows_in(h, np.ascontiguousarray(values, np.int64))
 
 
 def _take(table: pa.Table, rows: np.ndarray) -> pa.Table:

@@ -141,3 +141,28 @@ def when(lh: np.ndarray, ts: np.ndarray, valid: np.ndarray, start: int, end: int
             out[k] = i
             k += 1
     return day, hour, out[:k]
+
+
+@njit(cache=True, nogil=True)
+def rows_in(h: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """The rows whose ``h`` is one of ``values`` (sorted), ascending: a bitmap of the
+    values' low 24 bits (2 MiB) sifts the rows, and only those it lets through are looked
+    up in ``values``."""
+    bits = np.zeros(1 << 21, np.uint8)
+    for v in values:
+        b = v & 0xFFFFFF
+        bits[b >> 3] |= np.uint8(1 << (b & 7))
+    out = np.empty(min(len(h), 1 << 16), np.int64)
+    k = 0
+    for i in range(len(h)):
+        b = h[i] & 0xFFFFFF
+        if bits[b >> 3] & (1 << (b & 7)):
+            j = np.searchsorted(values, h[i])
+            if j < len(values) and values[j] == h[i]:
+                if k == len(out):
+                    grown = np.empty(2 * len(out), np.int64)
+                    grown[:k] = out
+                    out = grown
+                out[k] = i
+                k += 1
+    return out[:k]

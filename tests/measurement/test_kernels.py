@@ -61,3 +61,12 @@ def test_local_days_hours_and_the_rows_not_counted():
     day, hour, out = kernels.when(lh, ts, np.array([1, 1, 0, 1, 1], bool), 10, 40)
     assert day.tolist() == [-1, 0, 0, 1, 2] and hour.tolist() == [23, 0, 23, 0, 1]
     assert out.tolist() == [0, 2, 4]  # before the window, invalid, at its end
+
+
+def test_rows_whose_hash_is_one_of_a_few():
+    rng = np.random.default_rng(3)
+    h = rng.integers(0, 2**62, 200_000)
+    h[::7] = h[5]  # many rows of one value
+    values = np.unique(np.r_[h[rng.integers(0, len(h), 500)], rng.integers(0, 2**62, 50)])
+    np.testing.assert_array_equal(kernels.rows_in(h, values), np.flatnonzero(np.isin(h, values)))
+    assert kernels.rows_in(h, np.zeros(0, np.int64)).tolist() == []
