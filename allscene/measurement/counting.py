@@ -267,8 +267,9 @@ def _impressions(con, src: str, opts: dict[str, str], p: dict[str, Any],
     days = None if not (stale is None or stale) else \
         "TRUE" if stale is None else day_range(stale)
     cols = _READ + (("request_id", "event_id", "device_id", "account_id") if ids else ())
-    from_files = ", ".join(  # the breakdown columns of served rows: read from their files
-        f"NULL::VARCHAR {c}" if c in DIMS and not ids else c for c in cols)
+    null = "NULL" if days is None else "NULL::VARCHAR"  # untyped: Arrow's null type, no
+    from_files = ", ".join(  # strings; the breakdown columns of served rows: from their files
+        f"{null} {c}" if c in DIMS and not ids else c for c in cols)
     for earliest in (False, True):
         parts = [f"SELECT *, {LOC.format('file_index')} loc FROM {files}"
                  f" WHERE {mine} AND {window}"] if served else []
@@ -364,7 +365,8 @@ def _small(con, imp: pa.Table) -> None:
         "SELECT DISTINCT h FROM (SELECT request_id, h FROM ad_clk UNION ALL"
         " SELECT request_id, h FROM ad_conv) WHERE request_id IS NOT NULL",
         "SELECT DISTINCT ph h FROM ad_conv WHERE conversion_type <> 'retention'"))
-    rows = np.union1d(_rows_of(imp["h"].to_numpy(), ids), _rows_of(imp["ph"].to_numpy(), who))
+    rows = np.sort(np.r_[_rows_of(imp["h"].to_numpy(), ids), _rows_of(imp["ph"].to_numpy(), who)])
+    rows = rows[np.r_[True, rows[1:] != rows[:-1]]] if len(rows) else rows  # (np.union1d: slow)
     rows = rows[pc.is_null(imp["invalid"]).to_numpy(zero_copy_only=False)[rows]]
     con.register("imp_small", _take(imp.select(["h", "h2", "ts", "ph", "ph2", "idx",
                                                 "invalid"]), rows))

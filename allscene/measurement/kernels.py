@@ -88,6 +88,17 @@ def cells(pid: np.ndarray, key: np.ndarray, cost: np.ndarray, n: int, people: in
 
 
 @njit(cache=True, nogil=True)
+def earliest(pid: np.ndarray, value: np.ndarray, people: int, none: int) -> np.ndarray:
+    """Per person (``pid``, ``0 .. people - 1``), the least ``value`` of their rows
+    (``none``: no row)."""
+    out = np.full(people, none, value.dtype)
+    for i in range(len(pid)):
+        if value[i] < out[pid[i]]:
+            out[pid[i]] = value[i]
+    return out
+
+
+@njit(cache=True, nogil=True)
 def pick(codes: np.ndarray, at: np.ndarray, values: int) -> tuple[np.ndarray, np.ndarray]:
     """``codes[at]`` (each ``0 .. values - 1``) and how many times each value was picked."""
     out = np.empty(len(at), np.int32)

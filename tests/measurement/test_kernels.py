@@ -41,6 +41,12 @@ def test_cells_count_rows_people_and_cost(n):
     np.testing.assert_allclose(got[2], np.bincount(key[ok], weights=cost[ok], minlength=n))
 
 
+def test_earliest_value_per_person():
+    pid = np.array([2, 0, 2, 2, 0], np.int32)
+    day = np.array([5, 9, 3, 7, 1], np.int32)
+    assert kernels.earliest(pid, day, 4, 99).tolist() == [1, 99, 3, 99]
+
+
 def test_pick_and_renumber():
     codes = np.array([2, 0, 1, 2], np.int32)
     out, seen = kernels.pick(codes, np.array([3, 3, 1], np.int64), 3)
