@@ -93,6 +93,8 @@ def _ranked(idx: np.ndarray, values: list) -> tuple[np.ndarray, list]:
     """``idx`` (positions in ``values``) as positions in the sorted distinct values, None
     last."""
     distinct = sorted(set(values), key=lambda v: (v is None, "" if v is None else v))
+    if distinct == values:  # in order already (the served files' dictionaries)
+        return idx if idx.flags.writeable else idx.copy(), distinct
     pos = {v: i for i, v in enumerate(distinct)}
     return np.array([pos[v] for v in values], dtype=np.int32)[idx], distinct
 

@@ -135,8 +135,9 @@ def count_events(con, paths: list[str], p: dict[str, Any],
         Called with ``imp`` as soon as it is counted, before the clicks and conversions
         (work that needs only the impressions can start there, beside DuckDB's), and a
         function that gives a column of ``imp`` by name, whole (without ``ids``, the
-        breakdown columns of the rows of served files are NULL in ``imp`` and read from the
-        files: :class:`~allscene.measurement.dictionaries.ServedColumns`).
+        breakdown columns of the rows of served files are NULL in ``imp``, or not there when
+        every row is served, and read from the files: :class:`~allscene.measurement.
+        dictionaries.ServedColumns`).
     ids
         Keep each impression's ``request_id``, ``event_id`` and ``person`` (other measures
         join them; the figures of a report need only their hashes).
@@ -267,9 +268,10 @@ def _impressions(con, src: str, opts: dict[str, str], p: dict[str, Any],
     days = None if not (stale is None or stale) else \
         "TRUE" if stale is None else day_range(stale)
     cols = _READ + (("request_id", "event_id", "device_id", "account_id") if ids else ())
-    null = "NULL" if days is None else "NULL::VARCHAR"  # untyped: Arrow's null type, no
-    from_files = ", ".join(  # strings; the breakdown columns of served rows: from their files
-        f"{null} {c}" if c in DIMS and not ids else c for c in cols)
+    dims = ids or days is not None  # else every breakdown column comes from the files
+    from_files = ", ".join(  # the breakdown columns of served rows: read from their files
+        f"NULL::VARCHAR {c}" if c in DIMS and not ids else c
+        for c in cols if dims or c not in DIMS)
     for earliest in (False, True):
         parts = [f"SELECT *, {LOC.format('file_index')} loc FROM {files}"
                  f" WHERE {mine} AND {window}"] if served else []
@@ -286,9 +288,10 @@ def _impressions(con, src: str, opts: dict[str, str], p: dict[str, Any],
             for k, x in enumerate(parts)) \
             or f"SELECT {', '.join(cols)} FROM ({EMPTY}), (SELECT NULL::BIGINT loc)"
         imp = con.sql(  # not execute(): sql() converts the rows to Arrow in parallel
-            f"SELECT i.loc, i.h, i.h2, i.ts, {LOCAL_HOUR} lh, i.device_type, i.placement_id,"
-            " i.campaign_id, i.creative_id, coalesce(i.cost, i.d_cost, 0) AS cost, i.scene,"
-            " i.audience, i.stage, b.dh IS NOT NULL bot, i.d_ts IS NOT NULL decided,"
+            f"SELECT i.loc, i.h, i.h2, i.ts, {LOCAL_HOUR} lh,"
+            + "".join(f" i.{c}," for c in DIMS if dims)
+            + " coalesce(i.cost, i.d_cost, 0) AS cost, (CASE WHEN b.dh IS NOT NULL THEN 0"
+            " WHEN i.d_ts IS NULL THEN 1 ELSE -1 END)::TINYINT first_rule,"  # INVALID_IMPRESSION's
             " CASE WHEN i.named OR pe.ph IS NULL THEN i.aph ELSE pe.ph END ph,"
             " CASE WHEN i.named OR pe.ph IS NULL THEN i.aph2 ELSE pe.ph2 END ph2"
             + (", i.request_id, i.event_id,"
@@ -301,7 +304,7 @@ def _impressions(con, src: str, opts: dict[str, str], p: dict[str, Any],
             " ON b.dh = i.dh AND b.dh2 = i.dh2").to_arrow_table()
         imp = imp.append_column("idx", pa.array(np.arange(imp.num_rows, dtype=np.int64)))
         h = imp["h"].to_numpy()
-        sh = np.sort(h, kind="stable")  # runs sorted by file: merged
+        sh = np.sort(h)
         twice = sh[1:][sh[1:] == sh[:-1]]  # few, sorted
         twice = twice[np.r_[True, twice[1:] != twice[:-1]]] if len(twice) else twice
         cand = _take(imp.select(["idx", "loc", "h", "h2", "ts"]
@@ -329,12 +332,12 @@ def _impressions(con, src: str, opts: dict[str, str], p: dict[str, Any],
     rn = con.execute("SELECT idx, dense_rank() OVER (PARTITION BY h, h2 ORDER BY ts, event_id)"
                      " rn FROM cand").to_arrow_table()
     con.unregister("cand")
-    code = np.full(imp.num_rows, -1, np.int8)  # the first rule that applies, as in SQL CASE
-    code[pc.filter(rn["idx"], pc.greater(rn["rn"], 1)).to_numpy()] = 2
-    code[~imp["decided"].to_numpy()] = 1
-    code[imp["bot"].to_numpy()] = 0
-    invalid = pc.take(pa.array(INVALID_IMPRESSION), pa.array(code, mask=code < 0))
-    return imp.append_column("invalid", invalid)
+    code = np.array(imp["first_rule"].to_numpy())  # the first rule that applies, as in SQL CASE
+    again = pc.filter(rn["idx"], pc.greater(rn["rn"], 1)).to_numpy()
+    code[again] = np.where(code[again] < 0, 2, code[again])  # bots and no decision come first
+    invalid = pa.DictionaryArray.from_arrays(pa.array(code, mask=code < 0),
+                                             pa.array(INVALID_IMPRESSION))
+    return imp.drop_columns(["first_rule"]).append_column("invalid", invalid)
 
 
 def _rows_of(h: np.ndarray, values: np.ndarray) -> np.ndarray:

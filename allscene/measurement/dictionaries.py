@@ -38,7 +38,8 @@ class ServedColumns:
     imp
         Impressions with ``loc``; a row whose file is one of ``served`` (``loc``'s file
         below ``len(served)``) takes its values of :data:`DIMS` from that file (its own are
-        NULL), any other row keeps its own.
+        NULL; ``imp`` may lack those columns when every row is a served one), any other row
+        keeps its own.
     served
         The served files, in the order ``loc`` numbers them.
 
@@ -64,24 +65,44 @@ class ServedColumns:
         """Which rows come from a served file, and their rows in the files read as one."""
         with self._lock:
             if self._at is None:
-                starts = np.r_[0, np.cumsum([pq.ParquetFile(p).metadata.num_rows
-                                             for p in self.served])].astype(np.int64)
+                self._meta = [pq.ParquetFile(p).metadata for p in self.served]
+                starts = np.r_[0, np.cumsum([m.num_rows for m in self._meta])].astype(np.int64)
                 self._at = kernels.locate(self.imp["loc"].to_numpy(), starts, ROW_BITS)
         return self._at
 
+    def _no_value(self, name: str) -> bool:
+        """Whether every row of the served files has ``name`` NULL, by the statistics of
+        their row groups (none kept: not known, False)."""
+        for meta in self._meta:
+            col = meta.schema.names.index(name)
+            for g in range(meta.num_row_groups):
+                group = meta.row_group(g)
+                stats = group.column(col).statistics
+                if stats is None or not stats.has_null_count \
+                        or stats.null_count != group.num_rows:
+                    return False
+        return True
+
     def __call__(self, name: str) -> pa.Array | pa.ChunkedArray:
-        if name not in DIMS or not self.served or not self.imp.num_rows:
+        if name not in DIMS:
             return self.imp[name]
+        own = self.imp[name] if name in self.imp.column_names \
+            else pa.chunked_array([], pa.string()) if self.imp.num_rows == 0 else None
+        if not self.served or not self.imp.num_rows:
+            return own
         mine, at = self._rows()
+        if mine.all() and self._no_value(name):  # e.g. no campaign has stages
+            return pa.chunked_array([pa.DictionaryArray.from_arrays(
+                pa.array(np.zeros(len(mine), np.int32)), pa.nulls(1, pa.string()))])
         files = pq.read_table(self.served, columns=[name], read_dictionary=[name])
-        return pa.chunked_array([_numbered(files[name], at, mine, self.imp[name])])
+        return pa.chunked_array([_numbered(files[name], at, mine, own)])
 
 
 def _numbered(col: pa.ChunkedArray, at: np.ndarray, mine: np.ndarray,
               own: pa.ChunkedArray) -> pa.DictionaryArray:
     """One dictionary column: row ``at[k]`` of ``col`` (the files') for the ``k``-th row
-    with ``mine``, the row's own value (``own``) elsewhere. NULL is the last value of the
-    dictionary, not a NULL index: no validity to carry."""
+    with ``mine``, the row's own value (``own``) elsewhere. The values are sorted, and NULL
+    is the last, not a NULL index: no validity to carry."""
     col = col.unify_dictionaries()
     values = (col.chunks[0].dictionary if col.num_chunks else pa.array([], pa.string())
               ).cast(pa.string())
@@ -105,10 +126,11 @@ def _numbered(col: pa.ChunkedArray, at: np.ndarray, mine: np.ndarray,
     used = count > 0
     used[null] = False
     keep = np.flatnonzero(used)  # values of other advertisers' rows are dropped
-    index = np.zeros(len(values) + 1, np.int32)
-    index[keep] = np.arange(len(keep), dtype=np.int32)
+    kept = values.take(pa.array(np.where(keep > null, keep - 1, keep)))
+    order = np.argsort(np.array(kept.to_pylist(), dtype=object), kind="stable")
+    index = np.zeros(len(values) + 1, np.int32)  # as SQL orders them: no renumbering later
+    index[keep[order]] = np.arange(len(keep), dtype=np.int32)
     index[null] = len(keep)
-    values = pa.concat_arrays([values.take(pa.array(np.where(keep > null, keep - 1, keep))),
-                               pa.nulls(1, pa.string())])
+    values = pa.concat_arrays([kept.take(pa.array(order, pa.int64())), pa.nulls(1, pa.string())])
     kernels.renumber(codes, index)
     return pa.DictionaryArray.from_arrays(pa.array(codes), values)
