@@ -252,7 +252,7 @@ class Facts:
             if n == 1 and dims:  # one value throughout (no campaign has stages): the totals
                 self._prepared[tuple(dims)] = (key, cells, *self.prepare([])[2:])
                 return self._prepared[tuple(dims)]
-            if n * self.people <= MATRIX_LIMIT:
+            if (n + 1) * self.people <= MATRIX_LIMIT:
                 counts = kernels.cells(self.pid, key, self.cost, n, self.people)
             else:
                 wide = key.astype(np.intp)

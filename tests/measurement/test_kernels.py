@@ -69,10 +69,18 @@ def test_local_days_hours_and_the_rows_not_counted():
     assert out.tolist() == [0, 2, 4]  # before the window, invalid, at its end
 
 
-def test_rows_whose_hash_is_one_of_a_few():
+def test_rows_whose_hashes_are_among_a_few():
     rng = np.random.default_rng(3)
     h = rng.integers(0, 2**62, 200_000)
     h[::7] = h[5]  # many rows of one value
     values = np.unique(np.r_[h[rng.integers(0, len(h), 500)], rng.integers(0, 2**62, 50)])
-    np.testing.assert_array_equal(kernels.rows_in(h, values), np.flatnonzero(np.isin(h, values)))
-    assert kernels.rows_in(h, np.zeros(0, np.int64)).tolist() == []
+    none = np.zeros(0, np.int64)
+    np.testing.assert_array_equal(kernels.rows_in(h, values, h, none),
+                                  np.flatnonzero(np.isin(h, values)))
+    assert kernels.rows_in(h, none, h, none).tolist() == []
+    g = rng.integers(0, 2**62, len(h))
+    g_values = np.sort(g[rng.integers(0, len(g), 300)])
+    np.testing.assert_array_equal(kernels.rows_in(h, values, g, g_values),
+                                  np.flatnonzero(np.isin(h, values) | np.isin(g, g_values)))
+    np.testing.assert_array_equal(kernels.rows_in(h, none, g, g_values),
+                                  np.flatnonzero(np.isin(g, g_values)))
