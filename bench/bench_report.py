@@ -63,9 +63,11 @@ After generating, it measures in a fresh process (``exec``), without the generat
 
 Run: ``python bench/bench_report.py [--events 100000000] [--runs 2] [--every-advertiser]
 [--own-join]``
-(100M events on 2 cores: 6 min to generate, 3.3 GiB of Parquet, then about 80 s per
-baseline + report round; the report peaks near 10 GiB RSS and does not spill; before the
-one-read rewrite of issue 7 it took twice as long, peaked near 15-20 GiB and could spill).
+(100M events on 2 cores: 4-6 min to generate, 3.2 GiB of Parquet, 1.5-2.5 min to write the
+served files, then about 15 s per baseline + report round; the report peaks near 7 GiB RSS
+and does not spill; before the one-read rewrite of issue 7 it took far longer, peaked near
+15-20 GiB and could spill). The first report of a process is slower than the next ones
+(Numba's compiled loops loaded, the arrays' memory first touched): compare the best.
 The CPU columns are the process's CPU time (all threads): on a shared machine the wall
 times swing with the other load, the CPU ratio much less.
 """
